@@ -1,0 +1,266 @@
+"""TrainFlow: real data in, several recommender families trained in parallel, one honest
+comparison, the winner versioned as a Metaflow artifact.
+
+    start -> get_dataset -> build_workflow -> cpu_fanout -> train_cpu (foreach) -> collect_cpu
+                                           \\-> gpu_fanout -> train_gpu (foreach) -> collect_gpu
+    collect_cpu + collect_gpu -> join (leaderboard, best model, card) -> end
+
+Steps are thin: each calls tested functions in ``data``, ``workflow_builder`` and ``reclab``.
+Artifacts users read with the Metaflow client (stable names): ``leaderboard``,
+``best_model_name``, ``best_params``, ``best_model``, ``test_metrics``, ``split``.
+"""
+
+import os
+
+# Metaflow's code package (what --with batch uploads) takes only these suffixes; the steps also
+# read .sql files. The packages outside flows/ come in through the symlinks in flows/.
+os.environ.setdefault("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ".py,.sql,.json,.toml")
+# Metaflow refuses to start without a user name other than root (containers, CI); give it one.
+if all(
+    os.environ.get(name, "root") in ("", "root")
+    for name in ("METAFLOW_USER", "SUDO_USER", "USERNAME", "USER")
+):
+    os.environ["METAFLOW_USER"] = "reclab"
+
+from metaflow import FlowSpec, Parameter, card, current, step  # noqa: E402
+
+from custom_decorators import magicdir, magicdir_path  # noqa: E402
+
+
+class TrainFlow(FlowSpec):
+    """Train, compare and version recommender models."""
+
+    dataset = Parameter(
+        "dataset",
+        default="movielens-100k",
+        help="Named dataset: movielens-100k, synthetic, or file (with --interactions-file).",
+    )
+    data_dir = Parameter(
+        "data-dir",
+        default="",
+        help="Local directory holding the dataset files (else $RECLAB_DATA_DIR, else download "
+        "into the cache).",
+    )
+    interactions_file = Parameter(
+        "interactions-file",
+        default="",
+        help="Your own interactions file (parquet or CSV) for --dataset file.",
+    )
+    columns = Parameter(
+        "columns",
+        default="",
+        help='JSON column mapping for --dataset file, e.g. \'{"user": "customer", "item": '
+        '"sku", "timestamp": "ts", "weight": "qty"}\'.',
+    )
+    synthetic_interactions = Parameter(
+        "synthetic-interactions",
+        type=int,
+        default=100_000,
+        help="Rows generated for --dataset synthetic.",
+    )
+    row_sampling = Parameter(
+        "row-sampling",
+        type=float,
+        default=100.0,
+        help="Percent of rows to keep (Bernoulli, seeded); 0 or 100 keep everything.",
+    )
+    training_end_date = Parameter(
+        "training-end-date",
+        default="",
+        help="yyyy-mm-dd (00:00 UTC): train is before it. Default: day of the 80th percentile.",
+    )
+    validation_end_date = Parameter(
+        "validation-end-date",
+        default="",
+        help="yyyy-mm-dd (00:00 UTC): validation is before it, test from it. Default: day of "
+        "the 90th percentile.",
+    )
+    models = Parameter("models", default="all", help="Comma-separated model families, or 'all'.")
+    k = Parameter("k", type=int, default=10, help="Cutoff of the ranking metrics.")
+    validation_metric = Parameter(
+        "validation-metric",
+        default="ndcg_at_10",
+        help="Metric that picks the best candidate on validation, e.g. recall_at_10.",
+    )
+    seed = Parameter("seed", type=int, default=42, help="Seed for sampling, models, bootstrap.")
+    bootstrap_samples = Parameter(
+        "bootstrap-samples",
+        type=int,
+        default=1000,
+        help="Bootstrap resamples for the 95% intervals of NDCG and recall.",
+    )
+
+    @step
+    def start(self):
+        """Validate every parameter before any expensive work."""
+        from reclab.training import validate_run_parameters
+
+        checked = validate_run_parameters(
+            dataset=self.dataset,
+            data_dir=self.data_dir,
+            interactions_file=self.interactions_file,
+            columns=self.columns,
+            synthetic_interactions=self.synthetic_interactions,
+            row_sampling=self.row_sampling,
+            training_end_date=self.training_end_date,
+            validation_end_date=self.validation_end_date,
+            models=self.models,
+            k=self.k,
+            validation_metric=self.validation_metric,
+            bootstrap_samples=self.bootstrap_samples,
+            seed=self.seed,
+        )
+        self.source = checked.source
+        self.families = checked.families
+        self.cpu_candidates = checked.cpu_candidates
+        self.gpu_candidates = checked.gpu_candidates
+        # Metaflow refuses an empty foreach: a fan-out with no candidate runs one no-op branch.
+        self.cpu_branches = self.cpu_candidates or [None]
+        self.gpu_branches = self.gpu_candidates or [None]
+        print(
+            f"families: {', '.join(self.families)}; "
+            f"{len(self.cpu_candidates)} CPU and {len(self.gpu_candidates)} GPU candidates"
+        )
+        self.next(self.get_dataset)
+
+    @magicdir(dir="data")
+    @step
+    def get_dataset(self):
+        """Normalise, sample and split the interactions with DuckDB (parquet into the magicdir)."""
+        from data import prepare_dataset
+
+        self.split = prepare_dataset(
+            self.source,
+            magicdir_path("data") / "split",
+            row_sampling=self.row_sampling,
+            seed=self.seed,
+            training_end_date=self.training_end_date or None,
+            validation_end_date=self.validation_end_date or None,
+        )
+        self.next(self.build_workflow)
+
+    @magicdir(dir="data")
+    @step
+    def build_workflow(self):
+        """Fit the NVTabular workflow on train; encode ids; keep the id maps as artifacts."""
+        from reclab.encoded import read_item_metadata
+        from workflow_builder import build_workflow
+
+        root = magicdir_path("data")
+        built = build_workflow(root / "split", root)
+        self.user_map, self.item_map = built.user_map, built.item_map
+        self.user_features, self.item_features = built.user_features, built.item_features
+        self.item_metadata = read_item_metadata(root / "split" / "items.parquet")
+        self.next(self.cpu_fanout, self.gpu_fanout)
+
+    @step
+    def cpu_fanout(self):
+        """Fan out over the CPU candidates (family, hyper-parameters)."""
+        self.next(self.train_cpu, foreach="cpu_branches")
+
+    @magicdir(dir="data")
+    @step
+    def train_cpu(self):
+        """Fit one CPU candidate on train; evaluate it on validation and test."""
+        from reclab.training import run_candidate
+
+        self.result = run_candidate(
+            self.input,
+            magicdir_path("data") / "encoded",
+            self.user_map,
+            self.item_map,
+            k=self.k,
+            seed=self.seed,
+            bootstrap_samples=self.bootstrap_samples,
+        )
+        self.next(self.collect_cpu)
+
+    @magicdir(dir="data")
+    @step
+    def collect_cpu(self, inputs):
+        """Gather the CPU candidates' results."""
+        self.results = [i.result for i in inputs if i.result is not None]
+        self.merge_artifacts(inputs, exclude=["result"])
+        self.next(self.join)
+
+    @step
+    def gpu_fanout(self):
+        """Fan out over the GPU candidates (deep families)."""
+        self.next(self.train_gpu, foreach="gpu_branches")
+
+    @magicdir(dir="data")
+    @step
+    def train_gpu(self):
+        """Fit one GPU candidate on train; evaluate it on validation and test."""
+        from reclab.training import run_candidate
+
+        self.result = run_candidate(
+            self.input,
+            magicdir_path("data") / "encoded",
+            self.user_map,
+            self.item_map,
+            k=self.k,
+            seed=self.seed,
+            bootstrap_samples=self.bootstrap_samples,
+        )
+        self.next(self.collect_gpu)
+
+    @magicdir(dir="data")
+    @step
+    def collect_gpu(self, inputs):
+        """Gather the GPU candidates' results."""
+        self.results = [i.result for i in inputs if i.result is not None]
+        self.merge_artifacts(inputs, exclude=["result"])
+        self.next(self.join)
+
+    @card(type="blank", id="leaderboard")
+    @magicdir(dir="data")
+    @step
+    def join(self, inputs):
+        """Rank every candidate by the validation metric and version the best one."""
+        from reclab.report import leaderboard_components
+        from reclab.training import summarise_run
+
+        results = inputs.collect_cpu.results + inputs.collect_gpu.results
+        self.merge_artifacts(inputs, exclude=["results"])
+        summary = summarise_run(
+            results,
+            self.validation_metric,
+            self.user_map,
+            self.item_map,
+            self.item_metadata,
+            self.split,
+        )
+        self.leaderboard = summary.leaderboard
+        self.best_model_name = summary.best_model_name
+        self.best_params = summary.best_params
+        self.best_model = summary.best_model
+        self.test_metrics = summary.test_metrics
+        self.valid_metrics = summary.valid_metrics
+        current.run.add_tag(f"best_model:{self.best_model_name}")
+        for component in leaderboard_components(
+            self.leaderboard, self.validation_metric, self.split
+        ):
+            current.card["leaderboard"].append(component)
+        print(
+            self.leaderboard[
+                [
+                    "candidate_id",
+                    f"valid_{self.validation_metric}",
+                    f"test_{self.validation_metric}",
+                ]
+            ].to_string(index=False)
+        )
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """Report the winner."""
+        print(
+            f"best model: {self.best_model_name} {self.best_params}; "
+            f"test {self.validation_metric} = {self.test_metrics[self.validation_metric]:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    TrainFlow()

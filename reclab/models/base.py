@@ -1,0 +1,223 @@
+"""The one interface every model family implements, and the train data it is fitted on.
+
+Every family works in the encoded id space that ``build_workflow`` creates: users are
+``0..n_users-1`` and items ``0..n_items-1`` (the train catalogue). Raw ids only appear at the
+edges, through :class:`reclab.id_maps.IdMap`.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+
+@dataclass
+class TrainData:
+    """Train interactions in encoded ids, plus optional side features.
+
+    Attributes:
+        user_idx: Encoded user of each interaction, int64, shape (n,).
+        item_idx: Encoded item of each interaction, int64, shape (n,).
+        weight: Interaction weight (rating, play count; 1.0 when the source has none).
+        ts: Interaction time as epoch seconds (float64), or None when the source has none.
+        n_users: Number of encoded users (rows of the user-item matrix).
+        n_items: Number of encoded items (the train catalogue).
+        item_ids: Raw item id of each encoded item, for families that need a raw-id tie-break.
+        user_features: Optional per-user features, one row per encoded user (index = user_idx).
+        item_features: Optional per-item features, one row per encoded item (index = item_idx).
+    """
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    weight: np.ndarray
+    ts: np.ndarray | None
+    n_users: int
+    n_items: int
+    item_ids: np.ndarray
+    user_features: pd.DataFrame | None = None
+    item_features: pd.DataFrame | None = None
+    _matrix: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.user_idx)
+        if (
+            len(self.item_idx) != n
+            or len(self.weight) != n
+            or (self.ts is not None and len(self.ts) != n)
+        ):
+            raise ValueError("user_idx, item_idx, weight and ts must have the same length")
+        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= self.n_users):
+            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
+        if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
+            raise ValueError(f"item_idx must lie in [0, {self.n_items})")
+        if len(self.item_ids) != self.n_items:
+            raise ValueError(f"item_ids has {len(self.item_ids)} entries for {self.n_items} items")
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """User x item CSR matrix of summed weights (duplicates added up)."""
+        if self._matrix is None:
+            self._matrix = sp.csr_matrix(
+                (self.weight.astype(np.float32), (self.user_idx, self.item_idx)),
+                shape=(self.n_users, self.n_items),
+            )
+            self._matrix.sum_duplicates()
+        return self._matrix
+
+    @property
+    def seen(self) -> sp.csr_matrix:
+        """Binary user x item CSR matrix: which items each user has in train."""
+        seen = self.matrix.copy()
+        seen.data = np.ones_like(seen.data, dtype=np.bool_)
+        return seen
+
+
+class Recommender(ABC):
+    """A model family. Subclasses set ``family`` and implement ``_fit`` and ``_scores``.
+
+    The contract (tested for every family by ``tests/contract.py``):
+
+    * ``fit(train)`` learns from :class:`TrainData` and returns ``self``.
+    * ``recommend(user_idx, k, exclude_seen=True)`` returns ``(item_idx, scores)``, both of
+      shape ``(len(user_idx), k)``, best first, scores non-increasing along each row. Items the
+      user has in train never appear when ``exclude_seen`` is true. Where fewer than ``k`` items
+      can be recommended the row is padded with item ``-1`` and score ``-inf``.
+    * ``to_bytes()`` / ``from_bytes()`` round-trip the fitted model exactly (pickle by default;
+      families holding framework objects override them).
+
+    Families whose natural output is a dense score per item only implement ``_scores``; the
+    base class does the exclusion and the top-k selection in user batches.
+    """
+
+    family: ClassVar[str]
+    uses_gpu: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 2048
+
+    def __init__(self, **params: Any) -> None:
+        self.params = dict(params)
+        self.n_users = 0
+        self.n_items = 0
+        self._seen: sp.csr_matrix | None = None
+
+    def fit(self, train: TrainData) -> Recommender:
+        """Fit on train interactions.
+
+        Args:
+            train: Train interactions in encoded ids.
+
+        Returns:
+            self, fitted.
+        """
+        self.n_users, self.n_items = train.n_users, train.n_items
+        self._seen = train.seen
+        self._fit(train)
+        return self
+
+    @abstractmethod
+    def _fit(self, train: TrainData) -> None: ...
+
+    @abstractmethod
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        """Dense scores, shape (len(user_idx), n_items), float32; higher is better."""
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user.
+
+        Args:
+            user_idx: Encoded users, shape (n,).
+            k: Number of items per user.
+            exclude_seen: Leave out items the user has in train.
+
+        Returns:
+            (item_idx int64 (n, k), scores float32 (n, k)), best first; padding is -1 / -inf.
+
+        Raises:
+            ValueError: If the model is not fitted, k < 1, or a user is out of range.
+        """
+        if self._seen is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
+            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
+        items = np.full((len(user_idx), k), -1, dtype=np.int64)
+        scores = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(user_idx), self.batch_size):
+            batch = user_idx[start : start + self.batch_size]
+            batch_scores = np.asarray(self._scores(batch), dtype=np.float32).copy()
+            if exclude_seen:
+                seen = self._seen[batch].tocoo()
+                batch_scores[seen.row, seen.col] = -np.inf
+            top_items, top_scores = top_k(batch_scores, k)
+            items[start : start + len(batch)] = top_items
+            scores[start : start + len(batch)] = top_scores
+        return items, scores
+
+    def to_bytes(self) -> bytes:
+        """Serialise the fitted model."""
+        buffer = io.BytesIO()
+        pickle.dump(self, buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> Recommender:
+        """Restore a model serialised with :meth:`to_bytes`."""
+        model = pickle.loads(payload)
+        if not isinstance(model, cls):
+            raise TypeError(f"payload holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-k of a dense score matrix, best first; -inf entries become padding.
+
+    Ties are broken by the smaller item index, so results are deterministic.
+
+    Args:
+        scores: float array (n, n_items); -inf marks items that must not be recommended.
+        k: Number of items per row.
+
+    Returns:
+        (item_idx int64 (n, k), scores float32 (n, k)); item -1 where fewer than k are allowed.
+    """
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    n, n_items = scores.shape
+    kk = min(k, n_items)
+    if kk < n_items:
+        candidates = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        candidate_scores = np.take_along_axis(scores, candidates, axis=1)
+        # argpartition picks arbitrarily among items tied with the k-th score; redo those rows
+        # with a full sort so the smaller index always wins.
+        kth = candidate_scores.min(axis=1, keepdims=True)
+        tied_rows = np.nonzero((scores == kth).sum(axis=1) > (candidate_scores == kth).sum(axis=1))[
+            0
+        ]
+        if tied_rows.size:
+            index_key = np.broadcast_to(np.arange(n_items), (tied_rows.size, n_items))
+            full_order = np.lexsort((index_key, -scores[tied_rows]), axis=1)[:, :kk]
+            candidates[tied_rows] = full_order
+            candidate_scores[tied_rows] = np.take_along_axis(scores[tied_rows], full_order, axis=1)
+    else:
+        candidates = np.tile(np.arange(n_items), (n, 1))
+        candidate_scores = scores
+    # lexsort's last key is the primary one: score descending, then item index ascending
+    order = np.lexsort((candidates, -candidate_scores), axis=1)
+    top_items = np.take_along_axis(candidates, order, axis=1).astype(np.int64)
+    top_scores = np.take_along_axis(candidate_scores, order, axis=1).astype(np.float32)
+    top_items[~np.isfinite(top_scores)] = -1
+    top_scores[~np.isfinite(top_scores)] = -np.inf
+    items = np.full((n, k), -1, dtype=np.int64)
+    out_scores = np.full((n, k), -np.inf, dtype=np.float32)
+    items[:, :kk] = top_items
+    out_scores[:, :kk] = top_scores
+    return items, out_scores

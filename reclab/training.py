@@ -1,0 +1,343 @@
+"""Plain functions behind the flow's steps: plan candidates, train and evaluate one, rank them.
+
+The flow only wires these together, so everything here is testable without Metaflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reclab.encoded import load_train, load_window
+from reclab.errors import InputError
+from reclab.evaluation import METRIC_NAMES, EvaluationResult, evaluate, metric_key
+from reclab.id_maps import IdMap
+from reclab.models.registry import FAMILIES, make_model, parse_model_list
+
+logger = logging.getLogger(__name__)
+
+
+def plan_candidates(families: list[str]) -> tuple[list[dict], list[dict]]:
+    """Expand families into (family, hyper-parameter set) candidates, split by CPU / GPU step.
+
+    Args:
+        families: Registered family names, in the order the user gave them.
+
+    Returns:
+        (cpu_candidates, gpu_candidates); each candidate is a dict with ``candidate_id``,
+        ``family`` and ``params``. Candidate ids are unique and stable across runs.
+    """
+    cpu, gpu = [], []
+    for family in families:
+        spec = FAMILIES[family]
+        for number, params in enumerate(spec.default_grid):
+            candidate = {"candidate_id": f"{family}-{number}", "family": family, "params": params}
+            (gpu if spec.uses_gpu else cpu).append(candidate)
+    return cpu, gpu
+
+
+def validate_metric(validation_metric: str, k: int) -> None:
+    """Check ``--validation-metric`` names a metric the evaluator reports at ``k``.
+
+    Raises:
+        InputError: If the metric name is unknown or its cutoff is not ``k``.
+    """
+    known = [metric_key(name, k) for name in METRIC_NAMES]
+    if validation_metric not in known:
+        raise InputError(
+            f"--validation-metric {validation_metric!r} is not reported with --k {k}; "
+            f"choose one of: {', '.join(known)}"
+        )
+
+
+@dataclass
+class CandidateResult:
+    """One trained and evaluated candidate.
+
+    Attributes:
+        candidate: The candidate dict (``candidate_id``, ``family``, ``params``).
+        valid: Evaluation on the validation window.
+        test: Evaluation on the test window (never used for selection).
+        fit_seconds: Wall time of ``fit``.
+        recommend_seconds: Wall time spent in ``recommend`` during validation.
+        model_payload: The fitted model, serialised with ``to_bytes``.
+    """
+
+    candidate: dict
+    valid: EvaluationResult
+    test: EvaluationResult
+    fit_seconds: float
+    recommend_seconds: float
+    model_payload: bytes
+
+
+def train_and_evaluate(
+    candidate: dict,
+    encoded_dir: str | Path,
+    user_map: IdMap,
+    item_map: IdMap,
+    k: int = 10,
+    seed: int = 42,
+    bootstrap_samples: int = 1000,
+) -> CandidateResult:
+    """Fit one candidate on train and evaluate it on validation and on test.
+
+    Test metrics are computed here too (in parallel with the other branches) but selection in
+    :func:`select_best` reads only validation columns.
+
+    Args:
+        candidate: A dict from :func:`plan_candidates`.
+        encoded_dir: The ``encoded/`` directory written by ``build_workflow``.
+        user_map: Raw user id <-> user_idx.
+        item_map: Raw item id <-> item_idx.
+        k: Cutoff for the metrics.
+        seed: Seed for the model and the bootstrap.
+        bootstrap_samples: Bootstrap resamples for the intervals.
+
+    Returns:
+        The result, with the fitted model serialised.
+    """
+    train = load_train(encoded_dir, user_map, item_map)
+    model = make_model(candidate["family"], dict(candidate["params"]), seed=seed)
+    started = time.perf_counter()
+    model.fit(train)
+    fit_seconds = time.perf_counter() - started
+    logger.info(
+        "%s: fitted on %d interactions in %.2f s",
+        candidate["candidate_id"],
+        len(train.user_idx),
+        fit_seconds,
+    )
+
+    recommend_seconds = 0.0
+
+    def timed_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal recommend_seconds
+        t0 = time.perf_counter()
+        out = model.recommend(user_idx, kk, exclude_seen=True)
+        recommend_seconds += time.perf_counter() - t0
+        return out
+
+    results = {}
+    for name in ("valid", "test"):
+        window = load_window(encoded_dir, name)
+        results[name] = evaluate(
+            timed_recommend if name == "valid" else model.recommend,
+            train.user_idx,
+            train.item_idx,
+            window.user_idx,
+            window.item_idx,
+            n_users=train.n_users,
+            n_items=train.n_items,
+            ks=(k,),
+            bootstrap_samples=bootstrap_samples,
+            seed=seed,
+        )
+        logger.info(
+            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users",
+            candidate["candidate_id"],
+            name,
+            k,
+            results[name].metrics[metric_key("ndcg", k)],
+            k,
+            results[name].metrics[metric_key("recall", k)],
+            results[name].counts["evaluated_users"],
+        )
+    return CandidateResult(
+        candidate=candidate,
+        valid=results["valid"],
+        test=results["test"],
+        fit_seconds=fit_seconds,
+        recommend_seconds=recommend_seconds,
+        model_payload=model.to_bytes(),
+    )
+
+
+def params_label(params: dict[str, Any]) -> str:
+    """Stable, readable form of a hyper-parameter set for the leaderboard."""
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def build_leaderboard(results: list[CandidateResult], validation_metric: str) -> pd.DataFrame:
+    """One row per candidate, best validation metric first.
+
+    Columns: ``candidate_id``, ``family``, ``params``, ``valid_<metric>_at_<k>`` and
+    ``test_<metric>_at_<k>`` for every metric (plus ``_low``/``_high`` bootstrap bounds for ndcg
+    and recall), ``fit_seconds``, ``recommend_seconds``, and the window/user counts.
+
+    Raises:
+        ValueError: If there are no results or the validation metric is missing.
+    """
+    if not results:
+        raise ValueError("no candidate was trained")
+    rows = []
+    for order, result in enumerate(results):
+        row = {
+            "candidate_id": result.candidate["candidate_id"],
+            "family": result.candidate["family"],
+            "params": params_label(result.candidate["params"]),
+            **result.valid.as_row("valid"),
+            **result.test.as_row("test"),
+            "fit_seconds": result.fit_seconds,
+            "recommend_seconds": result.recommend_seconds,
+            "valid_evaluated_users": result.valid.counts["evaluated_users"],
+            "test_evaluated_users": result.test.counts["evaluated_users"],
+            "_order": order,
+        }
+        rows.append(row)
+    board = pd.DataFrame(rows)
+    column = f"valid_{validation_metric}"
+    if column not in board:
+        raise ValueError(f"leaderboard has no column {column!r}")
+    # Ties keep the candidate order, so the same seed always gives the same leaderboard.
+    board = board.sort_values([column, "_order"], ascending=[False, True], na_position="last")
+    return board.drop(columns="_order").reset_index(drop=True)
+
+
+def select_best(leaderboard: pd.DataFrame, validation_metric: str) -> str:
+    """The candidate id with the best validation metric (the leaderboard's first row).
+
+    Raises:
+        ValueError: If no candidate has a finite validation metric (nothing could be evaluated).
+    """
+    value = leaderboard.iloc[0][f"valid_{validation_metric}"]
+    if not math.isfinite(value):
+        raise ValueError(
+            f"no candidate has a finite validation {validation_metric}: the validation window "
+            "has no evaluable users (users seen in train with a new item in the window)"
+        )
+    return str(leaderboard.iloc[0]["candidate_id"])
+
+
+def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> CandidateResult | None:
+    """:func:`train_and_evaluate` for a foreach branch; the no-op branch (None) returns None."""
+    if candidate is None:
+        logger.info("no candidate on this fan-out: nothing to train")
+        return None
+    return train_and_evaluate(candidate, *args, **kwargs)
+
+
+@dataclass
+class CheckedParameters:
+    """The flow's parameters after validation, with what ``start`` derives from them."""
+
+    source: Any
+    families: list[str]
+    cpu_candidates: list[dict]
+    gpu_candidates: list[dict]
+
+
+def validate_run_parameters(
+    *,
+    dataset: str,
+    data_dir: str,
+    interactions_file: str,
+    columns: str,
+    synthetic_interactions: int,
+    row_sampling: float,
+    training_end_date: str,
+    validation_end_date: str,
+    models: str,
+    k: int,
+    validation_metric: str,
+    bootstrap_samples: int,
+    seed: int,
+) -> CheckedParameters:
+    """Check every flow parameter cheaply, so bad input fails before any expensive work.
+
+    Raises:
+        InputError: Naming the parameter, what is wrong and how to fix it.
+    """
+    from data import resolve_source, validate_split_params
+
+    if k < 1:
+        raise InputError(f"--k must be >= 1, got {k}")
+    if bootstrap_samples < 0:
+        raise InputError(f"--bootstrap-samples must be >= 0, got {bootstrap_samples}")
+    if seed < 0:
+        raise InputError(f"--seed must be >= 0, got {seed}")
+    families = parse_model_list(models)
+    validate_metric(validation_metric, k)
+    validate_split_params(row_sampling, training_end_date or None, validation_end_date or None)
+    column_map = None
+    if columns.strip():
+        try:
+            column_map = json.loads(columns)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                f"--columns is not valid JSON ({error}); expected e.g. "
+                '\'{"user": "customer", "item": "sku", "timestamp": "ts"}\''
+            ) from error
+        if not isinstance(column_map, dict):
+            raise InputError("--columns must be a JSON object mapping roles to column names")
+    if synthetic_interactions < 1:
+        raise InputError(f"--synthetic-interactions must be >= 1, got {synthetic_interactions}")
+    source = resolve_source(
+        dataset,
+        data_dir=data_dir or None,
+        interactions_file=interactions_file or None,
+        columns=column_map,
+        synthetic={"n_interactions": synthetic_interactions, "seed": seed},
+    )
+    cpu, gpu = plan_candidates(families)
+    return CheckedParameters(
+        source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
+    )
+
+
+@dataclass
+class RunSummary:
+    """What the join step versions."""
+
+    leaderboard: pd.DataFrame
+    best_model_name: str
+    best_params: dict[str, Any]
+    best_model: Any
+    valid_metrics: dict[str, float]
+    test_metrics: dict[str, float]
+
+
+def summarise_run(
+    results: list[CandidateResult],
+    validation_metric: str,
+    user_map: IdMap,
+    item_map: IdMap,
+    item_metadata: pd.DataFrame | None,
+    split: dict,
+) -> RunSummary:
+    """Build the leaderboard, pick the best candidate on validation and bundle it for serving.
+
+    Raises:
+        ValueError: If nothing was trained or no candidate could be evaluated.
+    """
+    from reclab.bundle import ModelBundle
+
+    leaderboard = build_leaderboard(results, validation_metric)
+    best_id = select_best(leaderboard, validation_metric)
+    best = next(r for r in results if r.candidate["candidate_id"] == best_id)
+    bundle = ModelBundle(
+        family=best.candidate["family"],
+        params=dict(best.candidate["params"]),
+        model_payload=best.model_payload,
+        user_map=user_map,
+        item_map=item_map,
+        item_metadata=item_metadata,
+        split=split,
+        metrics={**best.valid.as_row("valid"), **best.test.as_row("test")},
+    )
+    return RunSummary(
+        leaderboard=leaderboard,
+        best_model_name=best.candidate["family"],
+        best_params=dict(best.candidate["params"]),
+        best_model=bundle,
+        valid_metrics=dict(best.valid.metrics),
+        test_metrics=dict(best.test.metrics),
+    )

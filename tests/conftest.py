@@ -1,0 +1,49 @@
+"""Test-wide settings: Metaflow runs headless and isolated, and the data comes from ../shared.
+
+Metaflow reads its configuration from the environment when it is first imported, so the
+variables are set here, at import time, before any test module imports metaflow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("RECLAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
+ML100K_DIR = SHARED_DATA / "ml-100k"
+
+_METAFLOW_ROOT = Path(tempfile.mkdtemp(prefix="reclab-tests-metaflow-"))
+for _name in [n for n in os.environ if n.startswith("METAFLOW_")]:
+    del os.environ[_name]
+os.environ.update(
+    {
+        "USERNAME": os.environ.get("USERNAME", "reclab-tests"),
+        "METAFLOW_HOME": str(_METAFLOW_ROOT / "home"),
+        "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(_METAFLOW_ROOT / "datastore"),
+        "METAFLOW_CARD_LOCALROOT": str(_METAFLOW_ROOT / "cards"),
+        "METAFLOW_DEFAULT_DATASTORE": "local",
+        "METAFLOW_DEFAULT_METADATA": "local",
+        # A stray AWS setting must never make a test wait on a metadata endpoint.
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "MAGICDIR_ROOT": str(_METAFLOW_ROOT / "magicdir"),
+    }
+)
+Path(os.environ["METAFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir() -> Path:
+    """The official MovieLens-100k files (../shared/data/ml-100k or $RECLAB_DATA_DIR)."""
+    if not (ML100K_DIR / "u.data").exists():
+        pytest.fail(f"MovieLens-100k not found at {ML100K_DIR}; set RECLAB_DATA_DIR")
+    return ML100K_DIR
+
+
+@pytest.fixture(scope="session")
+def metaflow_root() -> Path:
+    """Where this test session's Metaflow datastore and metadata live."""
+    return _METAFLOW_ROOT

@@ -1,0 +1,66 @@
+"""Baseline families: the contract, and what each baseline must rank."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reclab.models.base import TrainData, top_k
+from reclab.models.baselines import PopularityRecommender, RandomRecommender
+from tests.contract import RecommenderContract
+
+
+class TestPopularityContract(RecommenderContract):
+    learns_planted_pattern = False
+
+    def make_model(self):
+        return PopularityRecommender()
+
+
+class TestRandomContract(RecommenderContract):
+    learns_planted_pattern = False
+
+    def make_model(self):
+        return RandomRecommender(seed=7)
+
+
+def _train(items: list[int], item_ids: list, n_users: int = 3) -> TrainData:
+    return TrainData(
+        user_idx=np.zeros(len(items), dtype=np.int64),
+        item_idx=np.asarray(items, dtype=np.int64),
+        weight=np.ones(len(items)),
+        ts=None,
+        n_users=n_users,
+        n_items=len(item_ids),
+        item_ids=np.asarray(item_ids),
+    )
+
+
+def test_popularity_ranks_by_count_and_breaks_ties_by_smaller_raw_id() -> None:
+    # counts: item0 (raw 50) 2, item1 (raw 7) 1, item2 (raw 3) 1, item3 (raw 9) 0
+    model = PopularityRecommender().fit(_train([0, 0, 1, 2], [50, 7, 3, 9]))
+    items, _ = model.recommend(np.array([1]), 4)
+    assert items[0].tolist() == [0, 2, 1, 3]
+
+
+def test_popularity_excludes_seen_items() -> None:
+    model = PopularityRecommender().fit(_train([0, 0, 1, 2], [50, 7, 3, 9]))
+    items, _ = model.recommend(np.array([0]), 4)  # user 0 has seen items 0, 1, 2
+    assert items[0].tolist() == [3, -1, -1, -1]
+
+
+def test_random_is_seeded_and_differs_between_seeds() -> None:
+    train = _train([0], list(range(100)), n_users=5)
+    a = RandomRecommender(seed=1).fit(train).recommend(np.arange(5), 10)[0]
+    b = RandomRecommender(seed=1).fit(train).recommend(np.arange(5), 10)[0]
+    c = RandomRecommender(seed=2).fit(train).recommend(np.arange(5), 10)[0]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_top_k_breaks_ties_by_smaller_index_even_across_the_cut() -> None:
+    scores = np.array([[1.0, 3.0, 3.0, 3.0, 0.0, 3.0]], dtype=np.float32)
+    items, values = top_k(scores, 2)
+    assert items.tolist() == [[1, 2]]
+    assert values.tolist() == [[3.0, 3.0]]
+    items, _ = top_k(np.array([[-np.inf, 2.0, np.nan]]), 3)
+    assert items.tolist() == [[1, -1, -1]]

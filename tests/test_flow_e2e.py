@@ -1,0 +1,172 @@
+"""End-to-end: TrainFlow on the real MovieLens-100k files, read back through the Metaflow client.
+
+The popularity row is checked against an independent recomputation of the evaluation protocol
+from the raw u.data, written here with plain pandas and per-user Python sets.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+FLOW = REPO_ROOT / "flows" / "train.py"
+TIMING_COLUMNS = ["fit_seconds", "recommend_seconds"]
+
+
+def run_flow(cwd, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run flows/train.py with the test session's isolated Metaflow settings."""
+    return subprocess.run(
+        [sys.executable, str(FLOW), "--no-pylint", *args],
+        cwd=cwd,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, ml100k_dir):
+    """Two runs with the same seed, in different working directories."""
+    from metaflow import Flow, namespace
+
+    runs = []
+    for number in range(2):
+        cwd = tmp_path_factory.mktemp(f"flow-run-{number}")
+        result = run_flow(
+            cwd,
+            "run",
+            "--data-dir",
+            str(ml100k_dir.parent),
+            "--bootstrap-samples",
+            "200",
+            "--seed",
+            "42",
+            "--max-workers",
+            "4",
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        namespace(None)
+        runs.append(Flow("TrainFlow").latest_successful_run)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def run(two_runs):
+    return two_runs[-1]
+
+
+def test_leaderboard_has_every_candidate_and_metric(run) -> None:
+    board = run.data.leaderboard
+    assert set(board["family"]) == {"popularity", "random"}
+    for window in ("valid", "test"):
+        for metric in ("recall", "precision", "ndcg", "map", "hit_rate", "coverage"):
+            assert f"{window}_{metric}_at_10" in board
+    assert {"params", *TIMING_COLUMNS} <= set(board.columns)
+    assert board["valid_ndcg_at_10"].is_monotonic_decreasing
+
+
+def test_best_model_and_split_artifacts(run) -> None:
+    assert run.data.best_model_name == "popularity"
+    assert run.data.best_params == {}
+    assert f"best_model:{run.data.best_model_name}" in run.tags
+    split = run.data.split
+    assert (split["training_end_date"], split["validation_end_date"]) == (
+        "1998-03-07",
+        "1998-03-31",
+    )
+    assert math.isclose(run.data.test_metrics["ndcg_at_10"], 0.1044, abs_tol=5e-5)
+
+
+def test_best_model_recommends_raw_ids_with_titles(run, ml100k_dir) -> None:
+    recs = run.data.best_model.recommend(196, k=10)
+    assert len(recs) == 10 and recs["rank"].tolist() == list(range(1, 11))
+    assert recs["title"].notna().all()
+    seen = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["u", "i", "r", "t"])
+    train_seen = seen[(seen.u == 196) & (seen.t < pd.Timestamp("1998-03-07").timestamp())]
+    assert not set(recs["item_id"]) & set(train_seen["i"])
+
+
+def test_same_seed_gives_the_same_leaderboard(two_runs) -> None:
+    first, second = (r.data.leaderboard.drop(columns=TIMING_COLUMNS) for r in two_runs)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_card_shows_the_leaderboard(run) -> None:
+    from metaflow.cards import get_cards
+
+    cards = get_cards(run["join"].task, id="leaderboard")
+    html = cards[0].get()
+    assert "Leaderboard" in html and "popularity" in html
+
+
+def _independent_popularity_metrics(ml100k_dir, window_start, window_end, k=10) -> dict:
+    raw = pd.read_csv(ml100k_dir / "u.data", sep="\t", names=["user", "item", "rating", "ts"])
+    start = pd.Timestamp(window_start, tz="UTC").timestamp()
+    end = pd.Timestamp(window_end, tz="UTC").timestamp() if window_end else math.inf
+    train_end = pd.Timestamp("1998-03-07", tz="UTC").timestamp()
+    train = raw[raw.ts < train_end]
+    window = raw[(raw.ts >= start) & (raw.ts < end)]
+    counts = train.groupby("item").size()
+    ranking = sorted(counts.index, key=lambda item: (-counts[item], item))
+    seen = train.groupby("user")["item"].apply(set).to_dict()
+    ndcg, recall, precision, hit = [], [], [], []
+    for user, items in window.groupby("user")["item"]:
+        if user not in seen:
+            continue
+        relevant = set(items) - seen[user]
+        if not relevant:
+            continue
+        recs = [item for item in ranking if item not in seen[user]][:k]
+        hits = [rank for rank, item in enumerate(recs, start=1) if item in relevant]
+        dcg = sum(1 / math.log2(rank + 1) for rank in hits)
+        idcg = sum(1 / math.log2(rank + 1) for rank in range(1, min(k, len(relevant)) + 1))
+        ndcg.append(dcg / idcg)
+        recall.append(len(hits) / len(relevant))
+        precision.append(len(hits) / k)
+        hit.append(float(bool(hits)))
+    return {
+        "ndcg_at_10": np.mean(ndcg),
+        "recall_at_10": np.mean(recall),
+        "precision_at_10": np.mean(precision),
+        "hit_rate_at_10": np.mean(hit),
+    }
+
+
+def test_popularity_row_equals_independent_recomputation(run, ml100k_dir) -> None:
+    row = run.data.leaderboard.set_index("family").loc["popularity"]
+    expected = {
+        "valid": _independent_popularity_metrics(ml100k_dir, "1998-03-07", "1998-03-31"),
+        "test": _independent_popularity_metrics(ml100k_dir, "1998-03-31", None),
+    }
+    for window, metrics in expected.items():
+        for name, value in metrics.items():
+            assert abs(row[f"{window}_{name}"] - value) < 1e-6, (window, name)
+    assert abs(expected["valid"]["ndcg_at_10"] - 0.1221) < 5e-5
+
+
+def test_code_package_holds_every_module_and_sql_file(tmp_path) -> None:
+    result = run_flow(tmp_path, "package", "list", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = {line.strip() for line in result.stdout.splitlines() + result.stderr.splitlines()}
+    needed = [
+        path
+        for folder in ("custom_decorators", "workflow_builder", "data", "reclab", "sql")
+        for path in (REPO_ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts
+    ]
+    assert any(p.suffix == ".sql" for p in needed)
+    missing = [
+        str(path.relative_to(REPO_ROOT))
+        for path in needed
+        if str(REPO_ROOT / "flows" / path.relative_to(REPO_ROOT)) not in listed
+    ]
+    assert not missing, f"not in the code package: {missing}"

@@ -1,0 +1,8 @@
+"""NVTabular preprocessing: the workflow that encodes ids and features, fitted on train only.
+
+NVTabular is imported inside the functions, so importing this package stays cheap.
+"""
+
+from workflow_builder.workflow import BuiltWorkflow, build_workflow
+
+__all__ = ["BuiltWorkflow", "build_workflow"]

@@ -1,0 +1,199 @@
+"""Build, fit and apply the NVTabular workflow, and derive the id maps from its category files.
+
+Layout written under ``out_dir``::
+
+    nvt/train/, nvt/valid/, nvt/test/   NVTabular output (Categorify codes, Merlin schema tags)
+    nvt/workflow/                       the fitted workflow, with categories/unique.*.parquet
+    encoded/{train,valid,test}.parquet  user_idx, item_idx, weight, ts (epoch s) for our families
+
+The workflow is fitted on train only, so ids first seen in validation or test go to NVTabular's
+out-of-vocabulary code. ``encoded/`` keeps, for the evaluator, each unseen item and each cold
+user distinct (see :meth:`reclab.id_maps.IdMap.to_idx_distinct_unknown`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from reclab.id_maps import IdMap
+
+logger = logging.getLogger(__name__)
+
+WINDOWS = ("train", "valid", "test")
+USER_ID, ITEM_ID = "user_id", "item_id"
+
+
+@dataclass
+class BuiltWorkflow:
+    """What ``build_workflow`` produced.
+
+    Attributes:
+        user_map: Raw user id <-> user_idx.
+        item_map: Raw item id <-> item_idx.
+        user_features: Categorical/continuous user feature columns fed to NVTabular.
+        item_features: Categorical/continuous item feature columns fed to NVTabular.
+        rows: Rows written per window.
+    """
+
+    user_map: IdMap
+    item_map: IdMap
+    user_features: list[str] = field(default_factory=list)
+    item_features: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def _feature_columns(schema: pd.Series, prefix: str) -> tuple[list[str], list[str]]:
+    """Split ``prefix*`` columns into categorical ones and continuous (floating point) ones."""
+    categorical, continuous = [], []
+    for name, dtype in schema.items():
+        if not name.startswith(prefix) or name in (USER_ID, ITEM_ID):
+            continue
+        (continuous if pd.api.types.is_float_dtype(dtype) else categorical).append(name)
+    return categorical, continuous
+
+
+def make_workflow(columns: pd.Series, category_dir: Path):
+    """Create the (unfitted) NVTabular workflow for the canonical interactions columns.
+
+    User and item ids are Categorified and tagged USER_ID / ITEM_ID; ``user_*`` and ``item_*``
+    feature columns are Categorified (or normalised when floating point) and tagged USER / ITEM,
+    which is how Merlin's towers find their inputs.
+
+    Args:
+        columns: Column name -> pandas dtype of the canonical train table.
+        category_dir: Where Categorify writes its category files (never the working directory:
+            parallel branches share it).
+
+    Returns:
+        An ``nvtabular.Workflow``.
+    """
+    import nvtabular as nvt
+    from merlin.schema import Tags
+    from nvtabular import ops
+
+    out_path = str(category_dir)
+    user_cat, user_cont = _feature_columns(columns, "user_")
+    item_cat, item_cont = _feature_columns(columns, "item_")
+    graph = [USER_ID] >> ops.Categorify(out_path=out_path) >> ops.TagAsUserID()
+    graph += [ITEM_ID] >> ops.Categorify(out_path=out_path) >> ops.TagAsItemID()
+    if user_cat:
+        graph += user_cat >> ops.Categorify(out_path=out_path) >> ops.TagAsUserFeatures()
+    if item_cat:
+        graph += item_cat >> ops.Categorify(out_path=out_path) >> ops.TagAsItemFeatures()
+    if user_cont:
+        graph += (
+            user_cont
+            >> ops.FillMedian()
+            >> ops.Normalize()
+            >> ops.AddTags([Tags.USER, Tags.CONTINUOUS])
+        )
+    if item_cont:
+        graph += (
+            item_cont
+            >> ops.FillMedian()
+            >> ops.Normalize()
+            >> ops.AddTags([Tags.ITEM, Tags.CONTINUOUS])
+        )
+    graph += ["weight"]
+    return nvt.Workflow(graph)
+
+
+def _read_schema(path: Path) -> pd.Series:
+    schema = pq.read_schema(path)
+    return pd.Series({f.name: f.type.to_pandas_dtype() for f in schema})
+
+
+def encode_window(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap) -> pd.DataFrame:
+    """Encode a window's raw ids, keeping every cold user and every unseen item distinct.
+
+    Args:
+        frame: Canonical interactions with ``user_id``, ``item_id``, ``weight`` and ``ts``.
+        user_map: Raw user id <-> user_idx.
+        item_map: Raw item id <-> item_idx.
+
+    Returns:
+        ``user_idx`` (cold users < 0), ``item_idx`` (unseen items >= len(item_map)), ``weight``,
+        ``ts`` (epoch seconds as float, NaN when the source has no timestamps).
+    """
+    ts = frame["ts"]
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        epoch = (ts.dt.tz_localize(None) if ts.dt.tz is not None else ts).astype("int64") / 1e9
+        epoch = epoch.where(ts.notna())
+    else:
+        epoch = pd.to_numeric(ts, errors="coerce").astype(float)
+    return pd.DataFrame(
+        {
+            "user_idx": user_map.to_idx_distinct_unknown(frame[USER_ID], below=True),
+            "item_idx": item_map.to_idx_distinct_unknown(frame[ITEM_ID]),
+            "weight": frame["weight"].to_numpy(dtype=np.float64),
+            "ts": epoch.to_numpy(dtype=np.float64),
+        }
+    )
+
+
+def build_workflow(split_dir: str | Path, out_dir: str | Path) -> BuiltWorkflow:
+    """Fit the NVTabular workflow on train and write the encoded windows.
+
+    Args:
+        split_dir: Directory with ``train.parquet``, ``valid.parquet`` and ``test.parquet`` in
+            the canonical schema (``data.prepare_dataset`` writes it).
+        out_dir: Directory to write ``nvt/`` and ``encoded/`` into.
+
+    Returns:
+        The id maps and the feature columns used.
+
+    Raises:
+        FileNotFoundError: If a window file is missing.
+    """
+    from merlin.io import Dataset
+
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    for window in WINDOWS:
+        if not (split_dir / f"{window}.parquet").exists():
+            raise FileNotFoundError(f"{split_dir / f'{window}.parquet'} is missing")
+    nvt_dir = out_dir / "nvt"
+    encoded_dir = out_dir / "encoded"
+    nvt_dir.mkdir(parents=True, exist_ok=True)
+    encoded_dir.mkdir(parents=True, exist_ok=True)
+
+    started = time.perf_counter()
+    columns = _read_schema(split_dir / "train.parquet")
+    workflow = make_workflow(columns.drop(labels=["ts"], errors="ignore"), nvt_dir)
+    workflow.fit(Dataset(str(split_dir / "train.parquet"), cpu=True))
+    workflow.save(str(nvt_dir / "workflow"))
+    categories = nvt_dir / "workflow" / "categories"
+    user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
+    item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
+    logger.info(
+        "fitted NVTabular workflow on train: %d users, %d items (%.1f s)",
+        len(user_map),
+        len(item_map),
+        time.perf_counter() - started,
+    )
+
+    rows = {}
+    for window in WINDOWS:
+        source = split_dir / f"{window}.parquet"
+        dataset = Dataset(str(source), cpu=True)
+        workflow.transform(dataset).to_parquet(str(nvt_dir / window), output_files=1)
+        frame = pd.read_parquet(source, columns=[USER_ID, ITEM_ID, "weight", "ts"])
+        encode_window(frame, user_map, item_map).to_parquet(encoded_dir / f"{window}.parquet")
+        rows[window] = len(frame)
+        logger.info("encoded %s: %d rows", window, len(frame))
+
+    user_cat, user_cont = _feature_columns(columns, "user_")
+    item_cat, item_cont = _feature_columns(columns, "item_")
+    return BuiltWorkflow(
+        user_map=user_map,
+        item_map=item_map,
+        user_features=user_cat + user_cont,
+        item_features=item_cat + item_cont,
+        rows=rows,
+    )
