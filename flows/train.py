@@ -10,6 +10,7 @@ Artifacts users read with the Metaflow client (stable names): ``leaderboard``,
 ``best_model_name``, ``best_params``, ``best_model``, ``test_metrics``, ``split``.
 """
 
+import logging
 import os
 
 # Metaflow's code package (what --with batch uploads) takes only these suffixes; the steps also
@@ -25,6 +26,9 @@ if all(
 from metaflow import FlowSpec, Parameter, card, current, step  # noqa: E402
 
 from custom_decorators import magicdir, magicdir_path  # noqa: E402
+
+# Library code logs progress (counts, rates, seconds); show it in the step logs.
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
 class TrainFlow(FlowSpec):
@@ -76,6 +80,16 @@ class TrainFlow(FlowSpec):
         "the 90th percentile.",
     )
     models = Parameter("models", default="all", help="Comma-separated model families, or 'all'.")
+    grid = Parameter(
+        "grid",
+        default="quick",
+        help="Hyper-parameter grid: quick (default) or full (a wider search).",
+    )
+    grid_file = Parameter(
+        "grid-file",
+        default="",
+        help="JSON file of per-family grids (default: reclab/grids.json).",
+    )
     k = Parameter("k", type=int, default=10, help="Cutoff of the ranking metrics.")
     validation_metric = Parameter(
         "validation-metric",
@@ -105,6 +119,8 @@ class TrainFlow(FlowSpec):
             training_end_date=self.training_end_date,
             validation_end_date=self.validation_end_date,
             models=self.models,
+            grid=self.grid,
+            grid_file=self.grid_file,
             k=self.k,
             validation_metric=self.validation_metric,
             bootstrap_samples=self.bootstrap_samples,

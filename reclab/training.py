@@ -19,28 +19,36 @@ import pandas as pd
 from reclab.encoded import load_train, load_window
 from reclab.errors import InputError
 from reclab.evaluation import METRIC_NAMES, EvaluationResult, evaluate, metric_key
+from reclab.grids import grid_for, load_grids
 from reclab.id_maps import IdMap
 from reclab.models.registry import FAMILIES, make_model, parse_model_list
 
 logger = logging.getLogger(__name__)
 
 
-def plan_candidates(families: list[str]) -> tuple[list[dict], list[dict]]:
+def plan_candidates(
+    families: list[str], grid_name: str = "quick", grid_file: str | Path | None = None
+) -> tuple[list[dict], list[dict]]:
     """Expand families into (family, hyper-parameter set) candidates, split by CPU / GPU step.
 
     Args:
         families: Registered family names, in the order the user gave them.
+        grid_name: ``"quick"`` or ``"full"``.
+        grid_file: The grid JSON file; None for ``reclab/grids.json``.
 
     Returns:
         (cpu_candidates, gpu_candidates); each candidate is a dict with ``candidate_id``,
         ``family`` and ``params``. Candidate ids are unique and stable across runs.
+
+    Raises:
+        InputError: If the grid file or grid name is invalid.
     """
+    grids = load_grids(grid_file)
     cpu, gpu = [], []
     for family in families:
-        spec = FAMILIES[family]
-        for number, params in enumerate(spec.default_grid):
+        for number, params in enumerate(grid_for(grids, family, grid_name)):
             candidate = {"candidate_id": f"{family}-{number}", "family": family, "params": params}
-            (gpu if spec.uses_gpu else cpu).append(candidate)
+            (gpu if FAMILIES[family].uses_gpu else cpu).append(candidate)
     return cpu, gpu
 
 
@@ -246,6 +254,8 @@ def validate_run_parameters(
     training_end_date: str,
     validation_end_date: str,
     models: str,
+    grid: str,
+    grid_file: str,
     k: int,
     validation_metric: str,
     bootstrap_samples: int,
@@ -285,9 +295,13 @@ def validate_run_parameters(
         data_dir=data_dir or None,
         interactions_file=interactions_file or None,
         columns=column_map,
-        synthetic={"n_interactions": synthetic_interactions, "seed": seed},
+        synthetic=(
+            {"n_interactions": synthetic_interactions, "seed": seed}
+            if dataset == "synthetic"
+            else None
+        ),
     )
-    cpu, gpu = plan_candidates(families)
+    cpu, gpu = plan_candidates(families, grid, grid_file or None)
     return CheckedParameters(
         source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
     )

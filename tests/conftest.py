@@ -7,6 +7,8 @@ variables are set here, at import time, before any test module imports metaflow.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +26,6 @@ os.environ.update(
         "USERNAME": os.environ.get("USERNAME", "reclab-tests"),
         "METAFLOW_HOME": str(_METAFLOW_ROOT / "home"),
         "METAFLOW_DATASTORE_SYSROOT_LOCAL": str(_METAFLOW_ROOT / "datastore"),
-        "METAFLOW_CARD_LOCALROOT": str(_METAFLOW_ROOT / "cards"),
         "METAFLOW_DEFAULT_DATASTORE": "local",
         "METAFLOW_DEFAULT_METADATA": "local",
         # A stray AWS setting must never make a test wait on a metadata endpoint.
@@ -32,7 +33,26 @@ os.environ.update(
         "MAGICDIR_ROOT": str(_METAFLOW_ROOT / "magicdir"),
     }
 )
-Path(os.environ["METAFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+for _dir in ("METAFLOW_HOME", "METAFLOW_DATASTORE_SYSROOT_LOCAL"):
+    Path(os.environ[_dir]).mkdir(parents=True, exist_ok=True)
+
+
+FLOW = REPO_ROOT / "flows" / "train.py"
+# Flows run with the test datastore root as their working directory: Metaflow writes cards under
+# the working directory's .metaflow but the client reads them under the datastore root.
+DATASTORE_ROOT = os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"]
+
+
+def run_flow(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run flows/train.py with this test session's isolated Metaflow settings."""
+    return subprocess.run(
+        [sys.executable, str(FLOW), "--no-pylint", *args],
+        cwd=DATASTORE_ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="session")

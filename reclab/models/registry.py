@@ -7,7 +7,7 @@ happen only when that family is used.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reclab.errors import InputError
@@ -22,13 +22,11 @@ class FamilySpec:
         name: The family name used on the command line and in the leaderboard.
         target: ``"module:Class"`` of the :class:`Recommender` subclass.
         uses_gpu: True for deep families that train on a GPU step when one is available.
-        default_grid: Hyper-parameter sets tried by default (one candidate each).
     """
 
     name: str
     target: str
     uses_gpu: bool = False
-    default_grid: tuple[dict[str, Any], ...] = field(default_factory=lambda: ({},))
 
     def load_class(self) -> type[Recommender]:
         module_name, class_name = self.target.split(":")
@@ -40,6 +38,9 @@ FAMILIES: dict[str, FamilySpec] = {
     for spec in (
         FamilySpec("popularity", "reclab.models.baselines:PopularityRecommender"),
         FamilySpec("random", "reclab.models.baselines:RandomRecommender"),
+        FamilySpec("recent_popularity", "reclab.models.recency:RecencyPopularityRecommender"),
+        FamilySpec("item_knn", "reclab.models.knn:ItemKNNRecommender"),
+        FamilySpec("sar", "reclab.models.sar:SARRecommender"),
     )
 }
 

@@ -1,0 +1,125 @@
+"""Candidate planning, grids, leaderboard ranking and the model bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reclab.bundle import ModelBundle
+from reclab.errors import InputError
+from reclab.evaluation import EvaluationResult
+from reclab.grids import load_grids
+from reclab.id_maps import IdMap
+from reclab.models.baselines import PopularityRecommender
+from reclab.models.registry import parse_model_list
+from reclab.training import (
+    CandidateResult,
+    build_leaderboard,
+    plan_candidates,
+    select_best,
+    validate_metric,
+)
+from tests.contract import planted_clusters
+
+
+def test_models_all_and_unknown_family() -> None:
+    assert parse_model_list("all")[:2] == ["popularity", "random"]
+    assert parse_model_list(" random , popularity,random") == ["random", "popularity"]
+    with pytest.raises(InputError, match="unknown model family 'nope'.*registered"):
+        parse_model_list("popularity,nope")
+    with pytest.raises(InputError, match="empty"):
+        parse_model_list(" , ")
+
+
+def test_plan_candidates_ids_are_stable_and_unique() -> None:
+    cpu, gpu = plan_candidates(["popularity", "random"])
+    assert [c["candidate_id"] for c in cpu] == ["popularity-0", "random-0"]
+    assert gpu == []
+
+
+def test_grid_file_errors_name_the_problem(tmp_path) -> None:
+    bad = tmp_path / "grids.json"
+    bad.write_text(json.dumps({"random": {"quick": [{"sed": 1}]}}))
+    with pytest.raises(InputError, match=r"unknown parameter\(s\) \['sed'\]"):
+        load_grids(bad)
+    bad.write_text(json.dumps({"nope": {"quick": [{}]}}))
+    with pytest.raises(InputError, match="unknown family"):
+        load_grids(bad)
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_grids(bad)
+    with pytest.raises(InputError, match="does not exist"):
+        load_grids(tmp_path / "missing.json")
+    with pytest.raises(InputError, match="--grid must be one of"):
+        plan_candidates(["popularity"], grid_name="huge")
+
+
+def test_validation_metric_must_be_reported_at_k() -> None:
+    validate_metric("recall_at_10", 10)
+    with pytest.raises(InputError, match="ndcg_at_10"):
+        validate_metric("ndcg_at_20", 10)
+
+
+def _result(candidate_id: str, valid_ndcg: float) -> CandidateResult:
+    def evaluation(value: float) -> EvaluationResult:
+        return EvaluationResult(
+            metrics={"ndcg_at_10": value, "recall_at_10": value / 2},
+            intervals={"ndcg_at_10": (value - 0.01, value + 0.01)},
+            counts={"evaluated_users": 5},
+            per_user=pd.DataFrame(),
+        )
+
+    return CandidateResult(
+        candidate={"candidate_id": candidate_id, "family": candidate_id, "params": {"a": 1}},
+        valid=evaluation(valid_ndcg),
+        test=evaluation(0.5),
+        fit_seconds=0.1,
+        recommend_seconds=0.1,
+        model_payload=b"",
+    )
+
+
+def test_leaderboard_sorted_by_validation_and_ties_keep_candidate_order() -> None:
+    board = build_leaderboard(
+        [_result("a", 0.1), _result("b", 0.3), _result("c", 0.1)], "ndcg_at_10"
+    )
+    assert board["candidate_id"].tolist() == ["b", "a", "c"]
+    assert board.loc[0, "params"] == '{"a": 1}'
+    assert {"valid_ndcg_at_10_low", "valid_ndcg_at_10_high", "test_ndcg_at_10"} <= set(board)
+    assert select_best(board, "ndcg_at_10") == "b"
+
+
+def test_select_best_refuses_when_nothing_could_be_evaluated() -> None:
+    board = build_leaderboard([_result("a", float("nan"))], "ndcg_at_10")
+    with pytest.raises(ValueError, match="no evaluable users"):
+        select_best(board, "ndcg_at_10")
+
+
+def test_bundle_recommends_raw_ids_and_refuses_unknown_users() -> None:
+    train = planted_clusters()
+    model = PopularityRecommender().fit(train)
+    bundle = ModelBundle(
+        family="popularity",
+        params={},
+        model_payload=model.to_bytes(),
+        user_map=IdMap("user_id", np.arange(100, 100 + train.n_users), 3),
+        item_map=IdMap("item_id", train.item_ids, 3),
+        item_metadata=pd.DataFrame(
+            {"title": [f"t{i}" for i in train.item_ids]},
+            index=pd.Index(train.item_ids, name="item_id"),
+        ),
+    )
+    recs = bundle.recommend(100, k=3)
+    assert recs.columns.tolist() == ["rank", "item_id", "score", "title"]
+    expected = train.item_ids[model.recommend(np.array([0]), 3)[0][0]]
+    assert recs["item_id"].tolist() == expected.tolist()
+    assert recs["title"].tolist() == [f"t{i}" for i in expected]
+    with pytest.raises(InputError, match="not in the training data"):
+        bundle.recommend(99999)
+    import pickle
+
+    restored = pickle.loads(pickle.dumps(bundle))
+    pd.testing.assert_frame_equal(restored.recommend(100, k=3), recs)
