@@ -32,7 +32,9 @@ def load_train(encoded_dir: str | Path, user_map: IdMap, item_map: IdMap) -> Tra
     Returns:
         Train interactions; ``ts`` is None when the source has no timestamps.
     """
-    frame = pd.read_parquet(Path(encoded_dir) / "train.parquet")
+    encoded_dir = Path(encoded_dir)
+    frame = pd.read_parquet(encoded_dir / "train.parquet")
+    nvt_dir = encoded_dir.parent / "nvt"
     ts = frame["ts"].to_numpy(dtype=np.float64)
     return TrainData(
         user_idx=frame["user_idx"].to_numpy(dtype=np.int64),
@@ -42,6 +44,7 @@ def load_train(encoded_dir: str | Path, user_map: IdMap, item_map: IdMap) -> Tra
         n_users=len(user_map),
         n_items=len(item_map),
         item_ids=item_map.raw_ids,
+        nvt_dir=str(nvt_dir) if nvt_dir.is_dir() else None,
     )
 
 

@@ -27,7 +27,10 @@ logger = logging.getLogger(__name__)
 
 
 def plan_candidates(
-    families: list[str], grid_name: str = "quick", grid_file: str | Path | None = None
+    families: list[str],
+    grid_name: str = "quick",
+    grid_file: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """Expand families into (family, hyper-parameter set) candidates, split by CPU / GPU step.
 
@@ -35,6 +38,8 @@ def plan_candidates(
         families: Registered family names, in the order the user gave them.
         grid_name: ``"quick"`` or ``"full"``.
         grid_file: The grid JSON file; None for ``reclab/grids.json``.
+        overrides: Per-family parameters set on every candidate of that family (the flow's
+            ``--als-engine`` and ``--spark-master``); families not selected are ignored.
 
     Returns:
         (cpu_candidates, gpu_candidates); each candidate is a dict with ``candidate_id``,
@@ -47,6 +52,7 @@ def plan_candidates(
     cpu, gpu = [], []
     for family in families:
         for number, params in enumerate(grid_for(grids, family, grid_name)):
+            params = {**params, **(overrides or {}).get(family, {})}
             candidate = {"candidate_id": f"{family}-{number}", "family": family, "params": params}
             (gpu if FAMILIES[family].uses_gpu else cpu).append(candidate)
     return cpu, gpu
@@ -114,6 +120,12 @@ def train_and_evaluate(
         The result, with the fitted model serialised.
     """
     train = load_train(encoded_dir, user_map, item_map)
+    windows = {name: load_window(encoded_dir, name) for name in ("valid", "test")}
+    # Deep families early-stop on validation (selection data); test stays unseen until the end.
+    train.valid_user_idx, train.valid_item_idx = (
+        windows["valid"].user_idx,
+        windows["valid"].item_idx,
+    )
     model = make_model(candidate["family"], dict(candidate["params"]), seed=seed)
     started = time.perf_counter()
     model.fit(train)
@@ -135,8 +147,7 @@ def train_and_evaluate(
         return out
 
     results = {}
-    for name in ("valid", "test"):
-        window = load_window(encoded_dir, name)
+    for name, window in windows.items():
         results[name] = evaluate(
             timed_recommend if name == "valid" else model.recommend,
             train.user_idx,
@@ -257,6 +268,7 @@ def validate_run_parameters(
     grid: str,
     grid_file: str,
     k: int,
+    family_overrides: dict[str, dict[str, Any]] | None = None,
     validation_metric: str,
     bootstrap_samples: int,
     seed: int,
@@ -301,7 +313,16 @@ def validate_run_parameters(
             else None
         ),
     )
-    cpu, gpu = plan_candidates(families, grid, grid_file or None)
+    cpu, gpu = plan_candidates(families, grid, grid_file or None, family_overrides)
+    for candidate in cpu + gpu:
+        # Constructors only check their arguments: a bad value fails here, not in a branch.
+        try:
+            make_model(candidate["family"], dict(candidate["params"]), seed=seed)
+        except (TypeError, ValueError) as error:
+            raise InputError(
+                f"candidate {candidate['candidate_id']} has invalid parameters "
+                f"{candidate['params']}: {error}"
+            ) from error
     return CheckedParameters(
         source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
     )

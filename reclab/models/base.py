@@ -32,6 +32,12 @@ class TrainData:
         item_ids: Raw item id of each encoded item, for families that need a raw-id tie-break.
         user_features: Optional per-user features, one row per encoded user (index = user_idx).
         item_features: Optional per-item features, one row per encoded item (index = item_idx).
+        nvt_dir: The NVTabular output of ``build_workflow`` (``train/``, ``valid/``,
+            ``workflow/``), for families that read Merlin's tagged parquet; None when absent.
+            Its codes map to our indices by ``idx = code - IdMap.code_offset``.
+        valid_user_idx: Validation window users (cold < 0), for families that early-stop on
+            the validation metric (NCF, two-tower); None when not given.
+        valid_item_idx: Validation window items (unseen in train >= n_items).
     """
 
     user_idx: np.ndarray
@@ -43,6 +49,9 @@ class TrainData:
     item_ids: np.ndarray
     user_features: pd.DataFrame | None = None
     item_features: pd.DataFrame | None = None
+    nvt_dir: str | None = None
+    valid_user_idx: np.ndarray | None = None
+    valid_item_idx: np.ndarray | None = None
     _matrix: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
