@@ -1,6 +1,8 @@
 """Step decorators shared by the flows in ``flows/`` (reached there through a symlink).
 
 ``magicdir`` carries a directory between steps as an artifact; see ``custom_decorators.magic_dir``.
+``gpu_on_batch`` sends a step to an AWS Batch GPU queue when the flow's compute ``Config`` says
+the run is remote; see ``custom_decorators.remote``.
 """
 
 from custom_decorators.magic_dir import (
@@ -11,12 +13,22 @@ from custom_decorators.magic_dir import (
     magicdir,
     magicdir_path,
 )
+from custom_decorators.remote import (
+    COMPUTE_DEFAULTS,
+    RemoteComputeError,
+    batch_attributes,
+    gpu_on_batch,
+)
 
 __all__ = [
+    "COMPUTE_DEFAULTS",
     "MagicDirError",
+    "RemoteComputeError",
     "archive_directory",
     "artifact_name",
+    "batch_attributes",
     "extract_archive",
+    "gpu_on_batch",
     "magicdir",
     "magicdir_path",
 ]

@@ -23,9 +23,9 @@ if all(
 ):
     os.environ["METAFLOW_USER"] = "reclab"
 
-from metaflow import FlowSpec, Parameter, card, current, step  # noqa: E402
+from metaflow import Config, FlowSpec, Parameter, card, current, resources, step  # noqa: E402
 
-from custom_decorators import magicdir, magicdir_path  # noqa: E402
+from custom_decorators import COMPUTE_DEFAULTS, gpu_on_batch, magicdir, magicdir_path  # noqa: E402
 
 # Library code logs progress (counts, rates, seconds); show it in the step logs.
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -34,6 +34,12 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)
 class TrainFlow(FlowSpec):
     """Train, compare and version recommender models."""
 
+    compute = Config(
+        "compute",
+        default_value=COMPUTE_DEFAULTS,
+        help='Where train_gpu runs: {"remote": true, "image": ..., "queue": ...} adds '
+        "@batch(gpu=1) to it (see docs/aws_batch.md).",
+    )
     dataset = Parameter(
         "dataset",
         default="movielens-100k",
@@ -90,6 +96,16 @@ class TrainFlow(FlowSpec):
         default="",
         help="JSON file of per-family grids (default: reclab/grids.json).",
     )
+    als_engine = Parameter(
+        "als-engine",
+        default="implicit",
+        help="ALS engine: implicit (fast, one machine) or spark (pyspark.ml, scales out).",
+    )
+    spark_master = Parameter(
+        "spark-master",
+        default="local[*]",
+        help="Spark master URL for --als-engine spark.",
+    )
     k = Parameter("k", type=int, default=10, help="Cutoff of the ranking metrics.")
     validation_metric = Parameter(
         "validation-metric",
@@ -122,6 +138,9 @@ class TrainFlow(FlowSpec):
             grid=self.grid,
             grid_file=self.grid_file,
             k=self.k,
+            family_overrides={
+                "als": {"engine": self.als_engine, "spark_master": self.spark_master}
+            },
             validation_metric=self.validation_metric,
             bootstrap_samples=self.bootstrap_samples,
             seed=self.seed,
@@ -204,6 +223,8 @@ class TrainFlow(FlowSpec):
         """Fan out over the GPU candidates (deep families)."""
         self.next(self.train_gpu, foreach="gpu_branches")
 
+    @gpu_on_batch(**compute)
+    @resources(gpu=1, cpu=4, memory=14336)
     @magicdir(dir="data")
     @step
     def train_gpu(self):
@@ -253,7 +274,11 @@ class TrainFlow(FlowSpec):
         self.best_model = summary.best_model
         self.test_metrics = summary.test_metrics
         self.valid_metrics = summary.valid_metrics
-        current.run.add_tag(f"best_model:{self.best_model_name}")
+        self.best_model_per_family = summary.best_model_per_family
+        try:
+            current.run.add_tag(f"best_model:{self.best_model_name}")
+        except Exception as error:  # noqa: BLE001 - a missing tag must not lose the trained models
+            logging.warning("could not tag the run with the best family: %s", error)
         for component in leaderboard_components(
             self.leaderboard, self.validation_metric, self.split
         ):

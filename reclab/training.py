@@ -338,6 +338,7 @@ class RunSummary:
     best_model: Any
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float]
+    best_model_per_family: dict[str, Any]
 
 
 def summarise_run(
@@ -357,22 +358,35 @@ def summarise_run(
 
     leaderboard = build_leaderboard(results, validation_metric)
     best_id = select_best(leaderboard, validation_metric)
-    best = next(r for r in results if r.candidate["candidate_id"] == best_id)
-    bundle = ModelBundle(
-        family=best.candidate["family"],
-        params=dict(best.candidate["params"]),
-        model_payload=best.model_payload,
-        user_map=user_map,
-        item_map=item_map,
-        item_metadata=item_metadata,
-        split=split,
-        metrics={**best.valid.as_row("valid"), **best.test.as_row("test")},
-    )
+
+    def bundle_of(result: CandidateResult) -> ModelBundle:
+        return ModelBundle(
+            family=result.candidate["family"],
+            params=dict(result.candidate["params"]),
+            model_payload=result.model_payload,
+            user_map=user_map,
+            item_map=item_map,
+            item_metadata=item_metadata,
+            split=split,
+            metrics={**result.valid.as_row("valid"), **result.test.as_row("test")},
+        )
+
+    by_id = {r.candidate["candidate_id"]: r for r in results}
+    best = by_id[best_id]
+    # The leaderboard is sorted best first, so the first row of a family is its best candidate;
+    # serving uses these where the winner lacks a capability (similar items, fold-in).
+    best_model_per_family = {}
+    for candidate_id, family in zip(
+        leaderboard["candidate_id"], leaderboard["family"], strict=True
+    ):
+        if family not in best_model_per_family:
+            best_model_per_family[family] = bundle_of(by_id[candidate_id])
     return RunSummary(
         leaderboard=leaderboard,
         best_model_name=best.candidate["family"],
         best_params=dict(best.candidate["params"]),
-        best_model=bundle,
+        best_model=best_model_per_family[best.candidate["family"]],
         valid_metrics=dict(best.valid.metrics),
         test_metrics=dict(best.test.metrics),
+        best_model_per_family=best_model_per_family,
     )

@@ -41,6 +41,9 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("recent_popularity", "reclab.models.recency:RecencyPopularityRecommender"),
         FamilySpec("item_knn", "reclab.models.knn:ItemKNNRecommender"),
         FamilySpec("sar", "reclab.models.sar:SARRecommender"),
+        FamilySpec("als", "reclab.models.als:ALSRecommender"),
+        FamilySpec("ncf", "reclab.models.ncf:NCFRecommender", uses_gpu=True),
+        FamilySpec("two_tower", "reclab.models.two_tower:TwoTowerRecommender", uses_gpu=True),
     )
 }
 

@@ -1,0 +1,182 @@
+"""What every benchmark worker shares: the input/output files and the peak-memory probe.
+
+Each measured run (one of our families, or a reference implementation) runs in a fresh
+subprocess so memory peaks never mix. The parent writes one input directory and each worker
+writes one output directory:
+
+    inputs/train.parquet   user_idx, item_idx, weight, ts (epoch s, NaN when absent): encoded train
+    inputs/users.parquet   user_idx: the users to recommend for (warm users of valid and test)
+    inputs/meta.json       n_users, n_items, k
+    inputs/item_ids.npy    raw item id of each encoded item (tie-breaks of the baselines)
+    <out>/recs.parquet     user_idx, rank (0-based), item_idx, score: the top-k lists
+    <out>/stats.json       fit_seconds, recommend_seconds, peak_rss_mb, memory_method, notes
+
+This module needs only the standard library, NumPy and pandas (with pyarrow), so the reference
+virtual environment (``benchmarks/.venv-reference``) imports it too.
+
+Peak memory is an RSS delta: the resident set of the worker process and of its child processes
+(Spark's JVM), sampled from ``/proc`` every 10 ms while fit and recommend run, minus the RSS just
+before fit (after imports and data loading). When the process's own ``ru_maxrss`` high-water mark
+rises during the phase it is exact and replaces the sampled peak if larger, so short spikes
+between samples are still caught for the Python process itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MEMORY_METHOD = "RSS delta over the pre-fit RSS (process + children; /proc every 10 ms + ru_maxrss)"
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes(pid: int | str) -> int:
+    """Resident set size of one process from ``/proc/<pid>/statm`` (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    """All descendant process ids, read from ``/proc/<pid>/task/*/children``."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as handle:
+                    children = [int(c) for c in handle.read().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            stack.extend(children)
+    return found
+
+
+def tree_rss_bytes() -> int:
+    """RSS of this process plus all its descendants, in bytes."""
+    pid = os.getpid()
+    return _rss_bytes(pid) + sum(_rss_bytes(child) for child in _descendants(pid))
+
+
+class PeakMemory:
+    """Context manager measuring the peak RSS increase of the process tree over its entry value.
+
+    Attributes:
+        peak_mb: Peak RSS minus the RSS at entry, in MiB (set on exit).
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        self.interval = interval
+        self.peak_mb = float("nan")
+        self._stop = threading.Event()
+        self._peak = 0
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, tree_rss_bytes())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._baseline = tree_rss_bytes()
+        self._maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self._peak = self._baseline
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        peak = max(self._peak, tree_rss_bytes())
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if maxrss > self._maxrss_before:  # the high-water mark rose during the phase: exact
+            peak = max(peak, maxrss)
+        self.peak_mb = (peak - self._baseline) / 2**20
+
+
+def read_inputs(input_dir: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The encoded train interactions, the users to recommend for, and ``meta.json``."""
+    input_dir = Path(input_dir)
+    train = pd.read_parquet(input_dir / "train.parquet")
+    users = pd.read_parquet(input_dir / "users.parquet")["user_idx"].to_numpy(dtype=np.int64)
+    meta = json.loads((input_dir / "meta.json").read_text(encoding="utf-8"))
+    return train, users, meta
+
+
+def write_outputs(
+    out_dir: str | Path,
+    users: np.ndarray,
+    items: np.ndarray,
+    scores: np.ndarray,
+    fit_seconds: float,
+    recommend_seconds: float,
+    peak_mb: float,
+    notes: str = "",
+) -> None:
+    """Write ``recs.parquet`` (one row per non-padding entry) and ``stats.json``.
+
+    Args:
+        out_dir: Output directory (created).
+        users: Encoded users, shape (n,).
+        items: Encoded items, shape (n, k), best first; -1 is padding.
+        scores: Scores, shape (n, k).
+        fit_seconds: Wall time of fit.
+        recommend_seconds: Wall time of recommending for all ``users``.
+        peak_mb: Peak RSS increase during fit + recommend, MiB.
+        notes: Free text about what was timed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = np.asarray(items, dtype=np.int64)
+    n, k = items.shape
+    keep = items.ravel() >= 0
+    pd.DataFrame(
+        {
+            "user_idx": np.repeat(users, k)[keep],
+            "rank": np.tile(np.arange(k), n)[keep],
+            "item_idx": items.ravel()[keep],
+            "score": np.asarray(scores, dtype=np.float64).ravel()[keep],
+        }
+    ).to_parquet(out_dir / "recs.parquet", index=False)
+    stats = {
+        "fit_seconds": fit_seconds,
+        "recommend_seconds": recommend_seconds,
+        "peak_rss_mb": peak_mb,
+        "memory_method": MEMORY_METHOD,
+        "notes": notes,
+    }
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
+
+
+def read_recs(out_dir: str | Path, users: np.ndarray, k: int) -> np.ndarray:
+    """Top-k matrix (len(users), k) from ``recs.parquet``, rows in ``users`` order, -1 padded."""
+    recs = pd.read_parquet(Path(out_dir) / "recs.parquet")
+    recs = recs[recs["rank"] < k]
+    position = pd.Series(np.arange(len(users)), index=users)
+    items = np.full((len(users), k), -1, dtype=np.int64)
+    rows = position.reindex(recs["user_idx"].to_numpy()).to_numpy()
+    if np.isnan(rows.astype(np.float64)).any():
+        raise ValueError("recs.parquet lists users that were not asked for")
+    items[rows.astype(np.int64), recs["rank"].to_numpy()] = recs["item_idx"].to_numpy()
+    return items
+
+
+def timed(fn, *args, **kwargs):
+    """Call ``fn`` and return ``(result, seconds)``."""
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - started

@@ -1,0 +1,394 @@
+"""Implicit-feedback matrix factorisation (ALS), with two engines behind one family.
+
+Alternating least squares for implicit feedback (Hu, Koren & Volinsky 2008) learns user factors
+``X`` and item factors ``Y`` minimising ``sum_ui c_ui (p_ui - x_u . y_i)^2 + reg * (|X|^2 +
+|Y|^2)``, where ``p_ui`` is 1 for observed pairs and 0 otherwise and ``c_ui`` is the confidence
+in that preference (1 for unobserved pairs). A user's score for an item is ``x_u . y_i``.
+
+Two engines fit the same model:
+
+* ``"implicit"`` (default): the ``implicit`` library's conjugate-gradient ALS, multi-threaded C++
+  on one machine, or CUDA when ``implicit`` was built with it. This is the fast path: FINDINGS.md
+  measured it 16-19x faster than Spark on the same machine, plus about 8 s Spark start-up.
+* ``"spark"``: ``pyspark.ml.recommendation.ALS(implicitPrefs=True)``, the path that scales past
+  one machine (``spark_master`` may be a cluster URL).
+
+Confidence. ``weighting`` turns the summed train weights ``r_ui`` into ``w_ui``: ``"linear"``
+keeps ``r``, ``"none"`` uses 1, ``"bm25"`` / ``"tfidf"`` apply ``implicit``'s
+``bm25_weight`` / ``tfidf_weight`` to the item x user matrix (items are the "documents", users
+the "terms", as in ``implicit``'s own examples). Both engines then use the same confidence
+``c_ui = 1 + alpha * w_ui``: the ``implicit`` engine is handed that matrix directly (the
+library takes confidences as given), Spark is handed ``w_ui`` as the rating and applies
+``1 + alpha * |w_ui|`` itself. What still differs between the engines:
+
+* Regularisation: ``implicit`` uses ``reg * I`` for every user and item; Spark scales it by the
+  number of observed pairs of that user or item (``reg * n_u * I``, "ALS-WR"), so the same
+  ``regularization`` value is much stronger in Spark for active users and popular items.
+* Solver: ``implicit`` runs 3 conjugate-gradient steps per solve (warm-started), Spark an exact
+  Cholesky solve; random initialisations differ, so factors are not equal across engines.
+
+Both engines end with ``user_factors`` (n_users, factors) and ``item_factors`` (n_items,
+factors) as NumPy float32 arrays on the model: pickling needs no framework object, and scoring
+is ``user_factors[batch] @ item_factors.T``. No Spark session is kept on the model; the session
+is left running for reuse by later fits in the same process (:func:`spark_session`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from reclab.models.base import Recommender, TrainData
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("implicit", "spark")
+WEIGHTINGS = ("bm25", "tfidf", "linear", "none")
+
+
+class ALSRecommender(Recommender):
+    """Implicit-feedback ALS; scores are dot products of learned user and item factors.
+
+    Args:
+        engine: ``"implicit"`` (single node, fast) or ``"spark"`` (pyspark.ml ALS).
+        factors: Number of latent factors (Spark's ``rank``).
+        regularization: L2 penalty (Spark's ``regParam``; Spark scales it per user/item by the
+            number of observed pairs, see the module docstring).
+        alpha: Confidence slope: ``c_ui = 1 + alpha * w_ui`` for both engines.
+        weighting: How train weights become ``w_ui``: ``"bm25"``, ``"tfidf"``, ``"linear"``
+            (the summed weight itself) or ``"none"`` (1 for every observed pair).
+        iterations: ALS sweeps (Spark's ``maxIter``).
+        seed: Seeds the random factor initialisation (``random_state`` / Spark ``seed``).
+        bm25_k1: BM25 term-frequency saturation ``K1`` (only for ``weighting="bm25"``).
+        bm25_b: BM25 length normalisation ``B`` in [0, 1] (only for ``weighting="bm25"``).
+        num_threads: Threads for the ``implicit`` engine; 0 means all cores.
+        use_gpu: ``implicit`` engine on CUDA: None picks it when ``implicit`` has CUDA support
+            and a GPU is present; True requires it; False forces the CPU.
+        spark_master: Spark master for the ``spark`` engine: ``"local[*]"`` or a cluster URL.
+        spark_driver_memory: ``spark.driver.memory`` when this process starts the session.
+
+    Raises:
+        ValueError: If a parameter is out of range or names an unknown engine or weighting.
+    """
+
+    family = "als"
+
+    def __init__(
+        self,
+        engine: str = "implicit",
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 1.0,
+        weighting: str = "bm25",
+        iterations: int = 15,
+        seed: int = 0,
+        bm25_k1: float = 100.0,
+        bm25_b: float = 0.8,
+        num_threads: int = 0,
+        use_gpu: bool | None = None,
+        spark_master: str = "local[*]",
+        spark_driver_memory: str = "4g",
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if int(factors) < 1:
+            raise ValueError(f"factors must be >= 1, got {factors}")
+        if float(regularization) < 0:
+            raise ValueError(f"regularization must be >= 0, got {regularization}")
+        if float(alpha) < 0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if int(iterations) < 1:
+            raise ValueError(f"iterations must be >= 1, got {iterations}")
+        if float(bm25_k1) < 0 or not 0.0 <= float(bm25_b) <= 1.0:
+            raise ValueError(f"need bm25_k1 >= 0 and 0 <= bm25_b <= 1, got {bm25_k1}, {bm25_b}")
+        if int(num_threads) < 0:
+            raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+        super().__init__(
+            engine=engine,
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            weighting=weighting,
+            iterations=iterations,
+            seed=seed,
+            bm25_k1=bm25_k1,
+            bm25_b=bm25_b,
+            num_threads=num_threads,
+            use_gpu=use_gpu,
+            spark_master=spark_master,
+            spark_driver_memory=spark_driver_memory,
+        )
+        self.engine = engine
+        self.factors = int(factors)
+        self.regularization = float(regularization)
+        self.alpha = float(alpha)
+        self.weighting = weighting
+        self.iterations = int(iterations)
+        self.seed = int(seed)
+        self.bm25_k1 = float(bm25_k1)
+        self.bm25_b = float(bm25_b)
+        self.num_threads = int(num_threads)
+        self.use_gpu = use_gpu
+        self.spark_master = spark_master
+        self.spark_driver_memory = spark_driver_memory
+        self.user_factors: np.ndarray | None = None
+        self.item_factors: np.ndarray | None = None
+        self.fit_seconds: float | None = None
+
+    def _fit(self, train: TrainData) -> None:
+        start = time.perf_counter()
+        weights = preference_weights(train.matrix, self.weighting, self.bm25_k1, self.bm25_b)
+        logger.info(
+            "als[%s]: %d users x %d items, %d observed pairs (%d train rows), weighting=%s",
+            self.engine,
+            train.n_users,
+            train.n_items,
+            weights.nnz,
+            len(train.user_idx),
+            self.weighting,
+        )
+        if self.engine == "implicit":
+            user_factors, item_factors = self._fit_implicit(weights)
+        else:
+            user_factors, item_factors = self._fit_spark(weights)
+        self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.fit_seconds = time.perf_counter() - start
+        logger.info("als[%s]: fitted in %.2f s", self.engine, self.fit_seconds)
+
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        return self.user_factors[user_idx] @ self.item_factors.T
+
+    def _fit_implicit(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        import implicit.gpu
+        from threadpoolctl import threadpool_limits
+
+        gpu = _implicit_gpu_available() if self.use_gpu is None else bool(self.use_gpu)
+        if gpu and not _implicit_gpu_available():
+            raise ValueError("use_gpu=True but implicit has no CUDA support or sees no GPU")
+        confidence = confidence_matrix(weights, self.alpha)
+        # implicit parallelises with its own threads; a multi-threaded BLAS underneath it only
+        # oversubscribes the cores (implicit warns about OpenBLAS threads), so pin BLAS to 1.
+        with threadpool_limits(1, "blas"):
+            if gpu:
+                model = implicit.gpu.als.AlternatingLeastSquares(
+                    factors=self.factors,
+                    regularization=self.regularization,
+                    alpha=1.0,  # the confidence matrix already holds 1 + alpha * w
+                    iterations=self.iterations,
+                    random_state=self.seed,
+                )
+            else:
+                from implicit.cpu.als import AlternatingLeastSquares
+
+                model = AlternatingLeastSquares(
+                    factors=self.factors,
+                    regularization=self.regularization,
+                    alpha=1.0,  # the confidence matrix already holds 1 + alpha * w
+                    iterations=self.iterations,
+                    num_threads=self.num_threads,
+                    random_state=self.seed,
+                )
+            model.fit(confidence, show_progress=False)
+        if gpu:
+            model = model.to_cpu()
+        return np.asarray(model.user_factors), np.asarray(model.item_factors)
+
+    def _fit_spark(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        from pyspark.ml.recommendation import ALS
+
+        spark = spark_session(self.spark_master, self.spark_driver_memory)
+        with tempfile.TemporaryDirectory(prefix="reclab-als-") as staging:
+            frame = spark_ratings_frame(spark, weights, staging)
+            als = ALS(
+                rank=self.factors,
+                maxIter=self.iterations,
+                regParam=self.regularization,
+                implicitPrefs=True,
+                alpha=self.alpha,  # Spark applies c = 1 + alpha * |rating| itself
+                userCol="user",
+                itemCol="item",
+                ratingCol="rating",
+                seed=self.seed,
+            )
+            start = time.perf_counter()
+            model = als.fit(frame)
+            user_factors = _collect_factors(model.userFactors, weights.shape[0], self.factors)
+            item_factors = _collect_factors(model.itemFactors, weights.shape[1], self.factors)
+        logger.info(
+            "als[spark]: %d ratings fitted on %s in %.2f s",
+            weights.nnz,
+            spark.sparkContext.master,
+            time.perf_counter() - start,
+        )
+        return user_factors, item_factors
+
+
+def spark_ratings_frame(spark: Any, weights: sp.csr_matrix, staging_dir: str) -> Any:
+    """The observed pairs as a Spark DataFrame ``(user int, item int, rating float)``.
+
+    Our encoded ids are contiguous ints already, so they are Spark's ids as they are. PySpark's
+    Arrow/pandas hand-over needs pandas >= 2.2 and pyarrow >= 18, newer than this environment
+    has, so for a local master the pairs are written to Parquet with pyarrow under
+    ``staging_dir`` and read back by Spark (fast for tens of millions of rows). A cluster master
+    cannot read the driver's temporary directory, so there the rows are shipped from the driver
+    (``createDataFrame`` on tuples: correct, but slow beyond a few million rows; at that scale
+    the interactions should be read by Spark from shared storage instead).
+
+    Args:
+        spark: The Spark session.
+        weights: User x item preference weights.
+        staging_dir: A directory for the Parquet file (local masters only); it must outlive the
+            use of the returned DataFrame.
+
+    Returns:
+        A ``pyspark.sql.DataFrame``.
+    """
+    from pyspark.sql.types import FloatType, IntegerType, StructField, StructType
+
+    coo = weights.tocoo()
+    users = coo.row.astype(np.int32)
+    items = coo.col.astype(np.int32)
+    ratings = coo.data.astype(np.float32)
+    if spark.sparkContext.master.startswith("local"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = os.path.join(staging_dir, "ratings.parquet")
+        table = pa.table({"user": users, "item": items, "rating": ratings})
+        pq.write_table(table, path)
+        return spark.read.parquet(path)
+    schema = StructType(
+        [
+            StructField("user", IntegerType(), False),
+            StructField("item", IntegerType(), False),
+            StructField("rating", FloatType(), False),
+        ]
+    )
+    rows = list(zip(users.tolist(), items.tolist(), ratings.tolist(), strict=True))
+    return spark.createDataFrame(rows, schema=schema)
+
+
+def preference_weights(
+    matrix: sp.csr_matrix, weighting: str, bm25_k1: float = 100.0, bm25_b: float = 0.8
+) -> sp.csr_matrix:
+    """Turn summed train weights into the preference weights ``w_ui`` ALS is fitted on.
+
+    BM25 and TF-IDF treat each item as a document whose terms are its users (the orientation of
+    ``implicit``'s examples): the length normalisation runs over an item's users and the IDF
+    over a user's items, ``idf_u = log(n_items) - log(1 + n_items_of_u)``.
+
+    Args:
+        matrix: User x item CSR matrix of summed train weights.
+        weighting: ``"bm25"``, ``"tfidf"``, ``"linear"`` (unchanged) or ``"none"`` (all ones).
+        bm25_k1: BM25 ``K1``.
+        bm25_b: BM25 ``B``.
+
+    Returns:
+        User x item float32 CSR matrix with the same non-zero pattern.
+
+    Raises:
+        ValueError: If ``weighting`` is unknown.
+    """
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    matrix.sum_duplicates()
+    if weighting == "linear":
+        return matrix
+    if weighting == "none":
+        ones = matrix.copy()
+        ones.data = np.ones_like(ones.data)
+        return ones
+    if weighting in ("bm25", "tfidf"):
+        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+        item_users = matrix.T.tocsr()
+        if weighting == "bm25":
+            weighted = bm25_weight(item_users, K1=bm25_k1, B=bm25_b)
+        else:
+            weighted = tfidf_weight(item_users)
+        return sp.csr_matrix(weighted.T, dtype=np.float32)
+    raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+
+
+def confidence_matrix(weights: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
+    """Confidence ``c_ui = 1 + alpha * w_ui`` on the observed pairs (what Spark computes).
+
+    Args:
+        weights: User x item preference weights from :func:`preference_weights`.
+        alpha: Confidence slope.
+
+    Returns:
+        User x item float32 CSR matrix of confidences, same non-zero pattern.
+    """
+    confidence = sp.csr_matrix(weights, dtype=np.float32, copy=True)
+    confidence.data = (1.0 + alpha * np.abs(confidence.data)).astype(np.float32)
+    return confidence
+
+
+def spark_session(master: str = "local[*]", driver_memory: str = "4g") -> Any:
+    """The process's Spark session, started on first use and then reused.
+
+    Spark allows one session per process: when one is already running (started here or by the
+    caller) it is returned as it is, and a different ``master`` is only logged.
+
+    Args:
+        master: Spark master, ``"local[*]"`` or a cluster URL.
+        driver_memory: ``spark.driver.memory`` for a session started here.
+
+    Returns:
+        A ``pyspark.sql.SparkSession`` with its log level at WARN.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        if active.sparkContext.master != master:
+            logger.warning(
+                "reusing the running Spark session on %s (asked for %s)",
+                active.sparkContext.master,
+                master,
+            )
+        return active
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    start = time.perf_counter()
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("reclab-als")
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.pyspark.python", sys.executable)
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    logger.info("started Spark on %s in %.1f s", master, time.perf_counter() - start)
+    return spark
+
+
+def _collect_factors(factors_frame: Any, n: int, rank: int) -> np.ndarray:
+    """Spark's ``(id, features)`` factor frame as a dense (n, rank) float32 array.
+
+    Ids Spark never saw (no observed pair) keep a zero vector, so they score 0 everywhere.
+    """
+    rows = factors_frame.collect()
+    out = np.zeros((n, rank), dtype=np.float32)
+    if rows:
+        ids = np.fromiter((row["id"] for row in rows), dtype=np.int64, count=len(rows))
+        out[ids] = np.asarray([row["features"] for row in rows], dtype=np.float32)
+    return out
+
+
+def _implicit_gpu_available() -> bool:
+    """True when ``implicit`` was built with CUDA, ``rmm`` is installed and a GPU is visible."""
+    import implicit.gpu
+
+    return bool(implicit.gpu.HAS_CUDA)

@@ -1,0 +1,591 @@
+"""Neural Collaborative Filtering (NeuMF), as in NVIDIA DeepLearningExamples' PyTorch NCF.
+
+Why this module exists: NeuMF is the deep implicit-feedback baseline of the pipeline, the one
+family that learns a non-linear user x item interaction from ids alone. It follows NVIDIA's
+``neumf.py``:
+
+* a **GMF** branch: user and item embeddings of ``gmf_dim``, multiplied elementwise;
+* an **MLP** branch: separate user and item embeddings of ``mlp_dims[0] // 2`` (or an explicit
+  ``mlp_embedding_dim``), concatenated and passed through ``Linear -> ReLU (-> dropout)``
+  layers of sizes ``mlp_dims[1:]``;
+* the two outputs concatenated into one ``Linear(.., 1)``: the logit.
+
+Initialisation is NVIDIA's: embeddings ``N(0, 0.01)``, MLP weights Glorot-uniform, final layer
+LeCun-uniform, biases PyTorch's default.
+
+Training is implicit: every distinct train (user, item) pair is a positive; each epoch draws
+``negatives`` items per positive uniformly over the catalogue (seeded; optionally redrawing
+those that are among the user's positives), and minimises binary cross-entropy on the logits
+with Adam. When the train data carries a validation window (``TrainData.valid_user_idx``), the
+validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch, the best
+epoch's weights are kept and training stops after ``early_stopping_patience`` epochs without
+improvement.
+
+Scoring is exact and needs no (user, item) pair tensor for the first layers: the final layer
+splits into a GMF part, ``(U_gmf * w_gmf) @ I_gmf^T``, and an MLP part whose first linear layer
+splits into a user term and an item term, ``W [u; i] + b = W_u u + W_i i + b``, so each user
+batch is scored against all items on the device in chunks of about ``score_chunk_pairs`` pairs.
+
+torch is imported here, never at package import; import torch before TensorFlow when both are
+used in one process.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from reclab.evaluation import evaluate, metric_key
+from reclab.models.base import Recommender, TrainData
+
+logger = logging.getLogger(__name__)
+
+_FORMAT_VERSION = 1
+_MAX_REJECTION_ROUNDS = 50
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device to train and score on.
+
+    Args:
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or
+            ``"cuda:<n>"``. A CUDA device asked for on a machine without one falls back to the
+            CPU with a warning, so a GPU step that lands on a CPU host still runs.
+
+    Returns:
+        The device.
+
+    Raises:
+        ValueError: If ``device`` is none of the above.
+    """
+    name = str(device).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            logger.warning("NCF: device %r asked for but CUDA is not available; using CPU", device)
+            return torch.device("cpu")
+        return torch.device(name)
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got {device!r}")
+
+
+def sample_negatives(
+    pos_users: torch.Tensor,
+    n_items: int,
+    negatives: int,
+    generator: torch.Generator,
+    positive_keys: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform negative items for each positive, vectorised.
+
+    Args:
+        pos_users: User of each positive, int64 (P,).
+        n_items: Catalogue size; items are drawn from ``[0, n_items)``.
+        negatives: Negatives per positive.
+        generator: CPU generator the draws come from (seeded by the caller).
+        positive_keys: Sorted ``user * n_items + item`` keys of all positives. When given,
+            drawn items that are among the user's positives are redrawn (whole rounds at once,
+            at most 50 rounds; a user who has nearly every item may keep a few).
+
+    Returns:
+        (users, items), both int64 (P * negatives,): positive ``p``'s negatives are at
+        ``p * negatives .. p * negatives + negatives - 1``, and ``users`` repeats its user.
+    """
+    users = pos_users.repeat_interleave(negatives)
+    items = torch.randint(0, n_items, (len(users),), generator=generator, dtype=torch.int64)
+    if positive_keys is None or len(positive_keys) == 0:
+        return users, items
+    todo = torch.arange(len(users))
+    for _ in range(_MAX_REJECTION_ROUNDS):
+        keys = users[todo] * n_items + items[todo]
+        hit = torch.searchsorted(positive_keys, keys).clamp_(max=len(positive_keys) - 1)
+        todo = todo[positive_keys[hit] == keys]
+        if len(todo) == 0:
+            break
+        items[todo] = torch.randint(
+            0, n_items, (len(todo),), generator=generator, dtype=torch.int64
+        )
+    else:
+        keys = users[todo] * n_items + items[todo]
+        hit = torch.searchsorted(positive_keys, keys).clamp_(max=len(positive_keys) - 1)
+        left = int((positive_keys[hit] == keys).sum())
+        if left:
+            logger.warning("NCF: %d sampled negatives are positives after rejection", left)
+    return users, items
+
+
+class NeuMF(nn.Module):
+    """NVIDIA's NeuMF network: GMF and MLP branches joined by one linear layer (a logit).
+
+    Args:
+        n_users: Number of users (embedding rows).
+        n_items: Number of items (embedding rows).
+        gmf_dim: GMF embedding size.
+        mlp_embedding_dim: MLP user and item embedding size each.
+        mlp_dims: Output sizes of the MLP's linear layers, in order (may be empty).
+        dropout: Dropout after each MLP ReLU, in training only.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        gmf_dim: int,
+        mlp_embedding_dim: int,
+        mlp_dims: Sequence[int],
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.gmf_user = nn.Embedding(n_users, gmf_dim)
+        self.gmf_item = nn.Embedding(n_items, gmf_dim)
+        self.mlp_user = nn.Embedding(n_users, mlp_embedding_dim)
+        self.mlp_item = nn.Embedding(n_items, mlp_embedding_dim)
+        sizes = [2 * mlp_embedding_dim, *mlp_dims]
+        self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
+        self.dropout = float(dropout)
+        self.gmf_dim = gmf_dim
+        self.final = nn.Linear(gmf_dim + sizes[-1], 1)
+        for embedding in (self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item):
+            nn.init.normal_(embedding.weight, 0.0, 0.01)
+        for layer in self.mlp:
+            limit = math.sqrt(6.0 / (layer.in_features + layer.out_features))  # Glorot
+            nn.init.uniform_(layer.weight, -limit, limit)
+        limit = math.sqrt(3.0 / self.final.in_features)  # LeCun
+        nn.init.uniform_(self.final.weight, -limit, limit)
+
+    def _mlp_tail(self, x: torch.Tensor, first: int) -> torch.Tensor:
+        """ReLU (and dropout) after layer ``first - 1``, then the MLP layers from ``first``."""
+        x = torch.relu(x)
+        if self.dropout:
+            x = nn.functional.dropout(x, p=self.dropout, training=self.training)
+        for layer in self.mlp[first:]:
+            x = torch.relu(layer(x))
+            if self.dropout:
+                x = nn.functional.dropout(x, p=self.dropout, training=self.training)
+        return x
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Logits of (user, item) pairs, shape (n,)."""
+        gmf = self.gmf_user(users) * self.gmf_item(items)
+        mlp = torch.cat((self.mlp_user(users), self.mlp_item(items)), dim=1)
+        if len(self.mlp):
+            mlp = self._mlp_tail(self.mlp[0](mlp), 1)
+        return self.final(torch.cat((gmf, mlp), dim=1)).squeeze(1)
+
+    @torch.no_grad()
+    def score_all(self, users: torch.Tensor, chunk_pairs: int) -> torch.Tensor:
+        """Logits of every user in ``users`` for every item, shape (len(users), n_items).
+
+        Equal to ``forward`` on all pairs up to float rounding (the first layers are split
+        into user and item terms), computed in user chunks of about ``chunk_pairs`` pairs.
+        """
+        w_gmf = self.final.weight[0, : self.gmf_dim]
+        w_mlp = self.final.weight[0, self.gmf_dim :]
+        gmf = (self.gmf_user(users) * w_gmf) @ self.gmf_item.weight.T + self.final.bias
+        item_mlp = self.mlp_item.weight
+        if not len(self.mlp):
+            return (
+                gmf
+                + (self.mlp_user(users) @ w_mlp[: item_mlp.shape[1]])[:, None]
+                + (item_mlp @ w_mlp[item_mlp.shape[1] :])
+            )
+        first = self.mlp[0]
+        dim = self.mlp_user.embedding_dim
+        user_part = self.mlp_user(users) @ first.weight[:, :dim].T + first.bias  # (n, h1)
+        item_part = item_mlp @ first.weight[:, dim:].T  # (n_items, h1)
+        n_items = item_mlp.shape[0]
+        step = max(1, chunk_pairs // max(n_items, 1))
+        out = torch.empty_like(gmf)
+        for start in range(0, len(users), step):
+            hidden = user_part[start : start + step, None, :] + item_part[None, :, :]
+            out[start : start + step] = (
+                gmf[start : start + step] + self._mlp_tail(hidden, 1) @ w_mlp
+            )
+        return out
+
+
+@contextmanager
+def _threads(num_threads: int | None) -> Iterator[None]:
+    """Use ``num_threads`` torch CPU threads inside the block (None: leave the setting)."""
+    old = torch.get_num_threads()
+    if num_threads is None or num_threads == old:
+        yield
+        return
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+@contextmanager
+def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> Iterator[None]:
+    """Seed torch locally (global RNG state restored afterwards), set threads, determinism."""
+    old_threads = torch.get_num_threads()
+    old_deterministic = torch.are_deterministic_algorithms_enabled()
+    cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        try:
+            if num_threads is not None:
+                torch.set_num_threads(num_threads)
+            if deterministic:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.set_num_threads(old_threads)
+            torch.use_deterministic_algorithms(old_deterministic)
+
+
+class NCFRecommender(Recommender):
+    """NeuMF (GMF + MLP) trained on implicit feedback with sampled negatives.
+
+    The defaults are the reference settings of ``shared/FINDINGS.md``: 16-dim GMF, MLP
+    64-32-16 (32-dim MLP embeddings), 4 negatives (redrawn when they are the user's positives),
+    10 epochs, Adam 1e-3, batch 1024, no dropout or weight decay.
+
+    Args:
+        gmf_dim: GMF embedding size.
+        mlp_dims: MLP layer sizes; like NVIDIA, ``mlp_dims[0]`` is the width of the concatenated
+            user and item MLP embeddings (each ``mlp_dims[0] // 2``) and ``mlp_dims[1:]`` are
+            the linear layers' outputs.
+        mlp_embedding_dim: Explicit MLP embedding size per side; then every entry of
+            ``mlp_dims`` is a linear layer's output size. None follows NVIDIA.
+        negatives: Sampled negatives per positive per epoch.
+        reject_positives: Redraw sampled negatives that are among the user's train items.
+            NVIDIA's training sampler does not; on MovieLens-100k (3 seeds) rejecting gave
+            NDCG@10 0.118 / 0.143 (valid / test) against 0.106 / 0.133 without.
+        epochs: Maximum number of epochs.
+        batch_size: Training (user, item, label) rows per Adam step.
+        learning_rate: Adam's learning rate.
+        weight_decay: Adam's L2 weight decay.
+        dropout: Dropout after each MLP ReLU.
+        early_stopping_patience: With a validation window, stop after this many epochs without
+            a better validation NDCG@10; None (the default) never stops early. Either way the
+            best epoch's weights are kept. On MovieLens-100k the validation curve dips after
+            epoch 1 and climbs again from epoch 5, so a patience of 3 stopped at epoch 4 and
+            kept epoch 1 for two of three seeds (valid 0.107-0.114); all 10 epochs with the
+            best kept gave valid 0.121-0.127 / test 0.144-0.151.
+        seed: Seeds initialisation, dropout, negative sampling and shuffling.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:n]"``.
+        num_threads: torch CPU threads while fitting and scoring (restored afterwards); None
+            leaves torch's setting. One by default: a step of this network (1024 rows, layers
+            under 100 wide) is too small for intra-op threads to pay, and on a 2-core host
+            shared with other flow branches 2 threads measured 2-6x slower per step than 1.
+        deterministic: Ask torch for deterministic algorithms during fit (matters on CUDA; the
+            CPU path is deterministic with a seed anyway).
+        score_chunk_pairs: About how many (user, item) pairs are scored at once.
+
+    Raises:
+        ValueError: If a parameter is out of range.
+    """
+
+    family = "ncf"
+    uses_gpu = True
+
+    def __init__(
+        self,
+        gmf_dim: int = 16,
+        mlp_dims: Sequence[int] = (64, 32, 16),
+        mlp_embedding_dim: int | None = None,
+        negatives: int = 4,
+        reject_positives: bool = True,
+        epochs: int = 10,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 0.0,
+        dropout: float = 0.0,
+        early_stopping_patience: int | None = None,
+        seed: int = 0,
+        device: str = "auto",
+        num_threads: int | None = 1,
+        deterministic: bool = True,
+        score_chunk_pairs: int = 1 << 18,
+    ) -> None:
+        mlp_dims = [int(d) for d in mlp_dims]
+        if int(gmf_dim) < 1:
+            raise ValueError(f"gmf_dim must be >= 1, got {gmf_dim}")
+        if any(d < 1 for d in mlp_dims):
+            raise ValueError(f"mlp_dims must be positive, got {mlp_dims}")
+        if mlp_embedding_dim is None:
+            if not mlp_dims or mlp_dims[0] % 2:
+                raise ValueError(
+                    "without mlp_embedding_dim, mlp_dims[0] must be even (it is the width of "
+                    f"the two concatenated MLP embeddings), got {mlp_dims}"
+                )
+        elif int(mlp_embedding_dim) < 1:
+            raise ValueError(f"mlp_embedding_dim must be >= 1, got {mlp_embedding_dim}")
+        for name, value in (("negatives", negatives), ("epochs", epochs)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if int(batch_size) < 1 or int(score_chunk_pairs) < 1:
+            raise ValueError("batch_size and score_chunk_pairs must be >= 1")
+        if not float(learning_rate) > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        if float(weight_decay) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not 0 <= float(dropout) < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if early_stopping_patience is not None and int(early_stopping_patience) < 1:
+            raise ValueError(
+                f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience}"
+            )
+        if num_threads is not None and int(num_threads) < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+        resolve_device(device)  # validates the name
+        super().__init__(
+            gmf_dim=int(gmf_dim),
+            mlp_dims=mlp_dims,
+            mlp_embedding_dim=None if mlp_embedding_dim is None else int(mlp_embedding_dim),
+            negatives=int(negatives),
+            reject_positives=bool(reject_positives),
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            weight_decay=float(weight_decay),
+            dropout=float(dropout),
+            early_stopping_patience=(
+                None if early_stopping_patience is None else int(early_stopping_patience)
+            ),
+            seed=int(seed),
+            device=str(device),
+            num_threads=None if num_threads is None else int(num_threads),
+            deterministic=bool(deterministic),
+            score_chunk_pairs=int(score_chunk_pairs),
+        )
+        for name, value in self.params.items():
+            setattr(self, name, value)
+        if self.mlp_embedding_dim is None:
+            self.embedding_dim, self.layer_dims = mlp_dims[0] // 2, mlp_dims[1:]
+        else:
+            self.embedding_dim, self.layer_dims = self.mlp_embedding_dim, mlp_dims
+        self.network: NeuMF | None = None
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+        self._device = torch.device("cpu")
+
+    # ----------------------------------------------------------------------------------------
+    # Training
+    # ----------------------------------------------------------------------------------------
+
+    def _build_network(self) -> NeuMF:
+        return NeuMF(
+            self.n_users,
+            self.n_items,
+            self.gmf_dim,
+            self.embedding_dim,
+            self.layer_dims,
+            self.dropout,
+        )
+
+    def _fit(self, train: TrainData) -> None:
+        with _torch_settings(self.seed, self.num_threads, self.deterministic):
+            self._train(train)
+
+    def _train(self, train: TrainData) -> None:
+        self._device = device = resolve_device(self.device)
+        if device.type == "cuda" and self.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace; read when its handle is made.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        keys = np.unique(train.user_idx.astype(np.int64) * train.n_items + train.item_idx)
+        positive_keys = torch.from_numpy(keys)
+        pos_users, pos_items = positive_keys // train.n_items, positive_keys % train.n_items
+        n_pos = len(positive_keys)
+        generator = torch.Generator().manual_seed(self.seed)
+        self.network = network = self._build_network().to(device)
+        optimizer = torch.optim.Adam(
+            network.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        loss_fn = nn.BCEWithLogitsLoss()
+        validate = train.valid_user_idx is not None and train.valid_item_idx is not None
+        best_ndcg, best_state, stale = -math.inf, None, 0
+        self.history, self.best_epoch = [], None
+        labels = torch.cat((torch.ones(n_pos), torch.zeros(n_pos * self.negatives)))
+        logger.info(
+            "NCF: %d users, %d items, %d positives, %d negatives each, on %s",
+            train.n_users,
+            train.n_items,
+            n_pos,
+            self.negatives,
+            device,
+        )
+        for epoch in range(1, self.epochs + 1):
+            started = time.perf_counter()
+            neg_users, neg_items = sample_negatives(
+                pos_users,
+                train.n_items,
+                self.negatives,
+                generator,
+                positive_keys if self.reject_positives else None,
+            )
+            order = torch.randperm(len(labels), generator=generator)
+            users = torch.cat((pos_users, neg_users))[order].to(device)
+            items = torch.cat((pos_items, neg_items))[order].to(device)
+            targets = labels[order].to(device)
+            network.train()
+            total = torch.zeros((), device=device)
+            for start in range(0, len(targets), self.batch_size):
+                batch = slice(start, start + self.batch_size)
+                logits = network(users[batch], items[batch])
+                loss = loss_fn(logits, targets[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach() * len(logits)
+            epoch_loss = float(total) / len(targets)  # also waits for the device
+            train_seconds = time.perf_counter() - started
+            record = {
+                "epoch": epoch,
+                "loss": epoch_loss,
+                "seconds": train_seconds,
+                "samples_per_second": len(targets) / max(train_seconds, 1e-9),
+                "valid_ndcg_at_10": math.nan,
+            }
+            if validate:
+                network.eval()
+                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(train)
+                if math.isnan(ndcg):
+                    logger.warning(
+                        "NCF: no validation user can be evaluated; training without early "
+                        "stopping and keeping the last epoch"
+                    )
+                    validate = False
+                elif ndcg > best_ndcg:
+                    best_ndcg, stale, self.best_epoch = ndcg, 0, epoch
+                    best_state = copy.deepcopy(network.state_dict())
+                else:
+                    stale += 1
+            self.history.append(record)
+            logger.info(
+                "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, %.2f s, %.0f samples/s",
+                epoch,
+                self.epochs,
+                record["loss"],
+                record["valid_ndcg_at_10"],
+                train_seconds,
+                record["samples_per_second"],
+            )
+            if (
+                validate
+                and self.early_stopping_patience is not None
+                and stale >= self.early_stopping_patience
+            ):
+                logger.info(
+                    "NCF: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
+                    epoch,
+                    self.best_epoch,
+                    best_ndcg,
+                )
+                break
+        if validate and best_state is not None:
+            network.load_state_dict(best_state)
+        network.eval()
+
+    def _validation_ndcg(self, train: TrainData) -> float:
+        """NDCG@10 of the current network on the validation window (NaN: no user to evaluate)."""
+        result = evaluate(
+            self.recommend,
+            train.user_idx,
+            train.item_idx,
+            train.valid_user_idx,
+            train.valid_item_idx,
+            n_users=train.n_users,
+            n_items=train.n_items,
+            ks=(10,),
+            bootstrap_samples=0,
+        )
+        return float(result.metrics[metric_key("ndcg", 10)])
+
+    # ----------------------------------------------------------------------------------------
+    # Scoring and serialisation
+    # ----------------------------------------------------------------------------------------
+
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        if self.network is None:
+            raise ValueError("NCFRecommender is not fitted: call fit() first")
+        self.network.eval()
+        users = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self._device)
+        with _threads(self.num_threads):
+            scores = self.network.score_all(users, self.score_chunk_pairs)
+        return scores.to(device="cpu", dtype=torch.float32).numpy()
+
+    def to_bytes(self) -> bytes:
+        """Serialise the fitted model: its parameters, state dict, seen items and history.
+
+        Only tensors, numbers and strings are stored, so :meth:`from_bytes` loads them with
+        ``torch.load(weights_only=True)``.
+        """
+        if self.network is None or self._seen is None:
+            raise ValueError("NCFRecommender is not fitted: call fit() first")
+        seen = self._seen.tocsr()
+        payload = {
+            "format": _FORMAT_VERSION,
+            "family": self.family,
+            "params": json.dumps(self.params),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
+            "seen_indptr": torch.from_numpy(seen.indptr.astype(np.int64)),
+            "seen_indices": torch.from_numpy(seen.indices.astype(np.int64)),
+            "history": json.dumps(self.history),
+            "best_epoch": -1 if self.best_epoch is None else self.best_epoch,
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> NCFRecommender:
+        """Restore a model serialised with :meth:`to_bytes`, on its ``device`` setting
+        (``"auto"``: CUDA when the loading machine has one, else CPU).
+
+        Raises:
+            TypeError: If the payload is not an NCF model.
+        """
+        try:
+            data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        except Exception as error:  # pickle payloads of other families fail here
+            raise TypeError(f"payload is not a serialised {cls.__name__}: {error}") from error
+        if not isinstance(data, dict) or data.get("family") != cls.family:
+            raise TypeError(f"payload is not a serialised {cls.__name__}")
+        model = cls(**json.loads(data["params"]))
+        model.n_users, model.n_items = int(data["n_users"]), int(data["n_items"])
+        indptr, indices = data["seen_indptr"].numpy(), data["seen_indices"].numpy()
+        model._seen = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.bool_), indices, indptr),
+            shape=(model.n_users, model.n_items),
+        )
+        model.network = model._build_network()
+        model.network.load_state_dict(data["state_dict"])
+        model._device = resolve_device(model.device)
+        model.network.to(model._device).eval()
+        model.history = json.loads(data["history"])
+        model.best_epoch = None if int(data["best_epoch"]) < 0 else int(data["best_epoch"])
+        return model
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle a fitted model through :meth:`to_bytes`, so pickles hold no torch objects."""
+        if self.network is None:
+            return super().__reduce_ex__(protocol)
+        return (_restore, (type(self), self.to_bytes()))
+
+
+def _restore(cls: type[NCFRecommender], payload: bytes) -> NCFRecommender:
+    """Unpickle helper for :meth:`NCFRecommender.__reduce_ex__`."""
+    return cls.from_bytes(payload)

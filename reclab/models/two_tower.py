@@ -1,0 +1,573 @@
+"""Two-tower retrieval model (NVIDIA Merlin ``TwoTowerModelV2``) on the NVTabular output.
+
+Why this module exists: the two-tower model is the pipeline's feature-aware deep family. A
+query tower embeds the user id and the user features, a candidate tower the item id and the
+item features, and a user's score for an item is the dot product of the two embeddings, so
+serving needs only the two embedding matrices.
+
+How it is built and trained (the settings that made it learn on MovieLens-100k, see
+``/shared/FINDINGS.md``):
+
+* **Inputs by schema tags, never by column names.** The towers read the Merlin schema that
+  NVTabular wrote with ``nvt_dir/train``: the query tower takes the columns tagged ``USER_ID``
+  and ``USER``, the candidate tower those tagged ``ITEM_ID`` and ``ITEM``. Categorical columns
+  (list columns such as genres included, averaged) are embedded; continuous ones are projected
+  to the embedding size by one linear layer.
+* **Towers.** With ``mlp_dims`` empty (the default) a tower is the element-wise SUM of its
+  feature embeddings, all of size ``embedding_dim``; otherwise the embeddings are concatenated
+  and passed through an MLP whose last layer (no activation) gives the output embedding. With
+  ``l2_normalize`` the tower outputs are L2-normalised (cosine scores).
+* **Loss.** Contrastive in-batch softmax: the other positives of a batch are the negatives,
+  logits divided by ``temperature``. With ``logq_correction`` (default) each logit gets
+  ``- temperature * log(q_item)`` with ``q_item`` the item's share of train rows
+  (Merlin's ``PopularityLogitsCorrection``, which needs ``store_negative_ids=True``; it is
+  applied before the temperature, so its factor equals the temperature and the correction on
+  the scaled logits is exactly ``log q``). Without it in-batch negatives push popular items
+  down and the model recommends niche items first (NDCG@10 0.01-0.04 instead of 0.12-0.15).
+  Merlin's ``logq_sampling_correction`` does not work with in-batch negatives in 23.8.1 (the
+  in-batch sampler provides no probabilities), hence the explicit correction.
+* **Epoch selection.** When the train data carries a validation window, after each epoch the
+  user and item embeddings of the whole catalogue are computed and NDCG@10 is measured with
+  :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded); the best epoch's
+  embeddings are kept and training stops after ``early_stopping_patience`` epochs without
+  improvement. Merlin's training metrics are off (``metrics=[]``): they made each epoch 3-5x
+  slower and are in-batch figures, not comparable with the evaluator's.
+
+Sampled (non in-batch) negatives are not offered: in merlin-models 23.8.1 the popularity
+sampler returns item ids without candidate-tower embeddings, which ``ContrastiveOutput`` can
+only look up for an embedding-table output, not for a two-tower ``DotProduct``.
+
+After training, the user embedding of every encoded user and the item embedding of every
+encoded item are computed in our index order (``idx = code - code_offset`` of the category
+files), from the features on each user's (item's) first train row. ``_scores`` is
+``user_emb[users] @ item_emb.T``; :meth:`TwoTowerRecommender.to_bytes` stores those matrices
+(NumPy), so a reloaded model scores without TensorFlow objects.
+
+TensorFlow and Merlin are imported inside the functions that need them, never at package
+import. TensorFlow places the computation on a GPU when it sees one; data loading uses Merlin's
+CPU path (``Dataset(..., cpu=True)``), which runs everywhere. When torch is used in the same
+process, import it before TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from reclab.evaluation import evaluate, metric_key
+
+# TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from reclab.id_maps import IdMap
+from reclab.models.base import Recommender, TrainData
+
+logger = logging.getLogger(__name__)
+
+_FORMAT_VERSION = 1
+OPTIMIZERS = ("adam", "adagrad")
+
+
+class TwoTowerRecommender(Recommender):
+    """Merlin two-tower model: user tower . item tower, in-batch softmax with logQ correction.
+
+    The defaults are the best settings of ``/shared/FINDINGS.md``: sum-of-embeddings towers of
+    size 64, L2-normalised, temperature 0.2, Adam 3e-3, batch 1024, logQ correction on, and the
+    epoch chosen on validation NDCG@10.
+
+    Args:
+        epochs: Maximum number of epochs.
+        batch_size: Train rows per step; the other rows of a batch are its negatives.
+        learning_rate: The optimizer's learning rate.
+        optimizer: ``"adam"`` or ``"adagrad"``.
+        embedding_dim: Size of every feature embedding (and of the tower output when
+            ``mlp_dims`` is empty).
+        mlp_dims: Layer sizes of an MLP on the concatenated embeddings of each tower; the last
+            size is the output embedding size. Empty: the tower sums its embeddings.
+        temperature: Logits are divided by this (``> 0``).
+        l2_normalize: L2-normalise both towers' outputs.
+        logq_correction: Subtract ``log`` of the item's train frequency share from its logits
+            in training (the popularity correction of the in-batch softmax).
+        early_stopping_patience: With a validation window, stop after this many epochs without
+            a better validation NDCG@10; None never stops early. Either way the best epoch's
+            embeddings are kept.
+        seed: Seeds TensorFlow (initialisation), NumPy and the Merlin loader's shuffling.
+        deterministic: Ask TensorFlow for deterministic ops while fitting (restored
+            afterwards). On CPU a seed reproduces a fit without it (measured: identical
+            validation NDCG per epoch), and it made epochs 2-3x slower, so it is off by
+            default; turn it on for bit-exact reruns on a GPU.
+
+    Raises:
+        ValueError: If a parameter is out of range.
+    """
+
+    family = "two_tower"
+    uses_gpu = True
+
+    def __init__(
+        self,
+        epochs: int = 10,
+        batch_size: int = 1024,
+        learning_rate: float = 3e-3,
+        optimizer: str = "adam",
+        embedding_dim: int = 64,
+        mlp_dims: Sequence[int] = (),
+        temperature: float = 0.2,
+        l2_normalize: bool = True,
+        logq_correction: bool = True,
+        early_stopping_patience: int | None = 3,
+        seed: int = 0,
+        deterministic: bool = False,
+    ) -> None:
+        mlp_dims = [int(d) for d in mlp_dims]
+        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if int(embedding_dim) < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        if any(d < 1 for d in mlp_dims):
+            raise ValueError(f"mlp_dims must be positive, got {mlp_dims}")
+        if not float(learning_rate) > 0:
+            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        if str(optimizer).lower() not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        if not float(temperature) > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if early_stopping_patience is not None and int(early_stopping_patience) < 1:
+            raise ValueError(
+                f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience}"
+            )
+        super().__init__(
+            epochs=int(epochs),
+            batch_size=int(batch_size),
+            learning_rate=float(learning_rate),
+            optimizer=str(optimizer).lower(),
+            embedding_dim=int(embedding_dim),
+            mlp_dims=mlp_dims,
+            temperature=float(temperature),
+            l2_normalize=bool(l2_normalize),
+            logq_correction=bool(logq_correction),
+            early_stopping_patience=(
+                None if early_stopping_patience is None else int(early_stopping_patience)
+            ),
+            seed=int(seed),
+            deterministic=bool(deterministic),
+        )
+        # Hyper-parameters as attributes; ``batch_size`` stays the class's scoring batch.
+        self.epochs = self.params["epochs"]
+        self.train_batch_size = self.params["batch_size"]
+        self.learning_rate = self.params["learning_rate"]
+        self.optimizer = self.params["optimizer"]
+        self.embedding_dim = self.params["embedding_dim"]
+        self.mlp_dims = self.params["mlp_dims"]
+        self.temperature = self.params["temperature"]
+        self.l2_normalize = self.params["l2_normalize"]
+        self.logq_correction = self.params["logq_correction"]
+        self.early_stopping_patience = self.params["early_stopping_patience"]
+        self.seed = self.params["seed"]
+        self.deterministic = self.params["deterministic"]
+        self.user_embeddings: np.ndarray | None = None
+        self.item_embeddings: np.ndarray | None = None
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+        self.inputs: dict[str, list[str]] = {}
+        self.keras_model: Any = None  # the trained Merlin model of this process (not saved)
+
+    # ----------------------------------------------------------------------------------------
+    # Training
+    # ----------------------------------------------------------------------------------------
+
+    def _fit(self, train: TrainData) -> None:
+        if train.nvt_dir is None:
+            raise ValueError(
+                "TwoTowerRecommender needs TrainData.nvt_dir (the NVTabular output of "
+                "build_workflow): its towers read Merlin's tagged parquet"
+            )
+        import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config
+
+        old_determinism = tf_config.is_op_determinism_enabled()
+        tf.keras.utils.set_random_seed(self.seed)  # Python, NumPy and TensorFlow
+        if self.deterministic:
+            tf_config.enable_op_determinism()
+        try:
+            self._train(train)
+        finally:
+            if self.deterministic and not old_determinism:
+                tf_config.disable_op_determinism()
+
+    def _train(self, train: TrainData) -> None:
+        import merlin.models.tf as mm
+        import tensorflow as tf
+        from merlin.io import Dataset
+
+        started = time.perf_counter()
+        data = _TowerData.load(Path(train.nvt_dir), train)
+        self.inputs = {
+            "query": data.query_schema.column_names,
+            "candidate": data.candidate_schema.column_names,
+        }
+        model = self._build_model(data)
+        optimizer = (
+            tf.keras.optimizers.Adam(learning_rate=self.learning_rate)
+            if self.optimizer == "adam"
+            else tf.keras.optimizers.Adagrad(learning_rate=self.learning_rate)
+        )
+        model.compile(optimizer=optimizer, metrics=[])
+        self.keras_model = model
+        shuffle_rng = np.random.default_rng(self.seed)
+        loader = mm.Loader(
+            Dataset(data.train_frame, schema=data.schema, cpu=True),
+            batch_size=self.train_batch_size,
+            shuffle=True,
+            seed_fn=lambda: int(shuffle_rng.integers(2**31 - 1)),
+            drop_last=False,
+        )
+        gpus = tf.config.list_logical_devices("GPU")
+        logger.info(
+            "two-tower: %d users, %d items, %d train rows; query inputs %s, candidate inputs "
+            "%s; on %s",
+            train.n_users,
+            train.n_items,
+            len(data.train_frame),
+            self.inputs["query"],
+            self.inputs["candidate"],
+            gpus[0].name if gpus else "CPU",
+        )
+        validate = train.valid_user_idx is not None and train.valid_item_idx is not None
+        best_ndcg, best, stale = -math.inf, None, 0
+        self.history, self.best_epoch = [], None
+        for epoch in range(1, self.epochs + 1):
+            epoch_start = time.perf_counter()
+            fit_history = model.fit(loader, epochs=1, verbose=0)
+            train_seconds = time.perf_counter() - epoch_start
+            self.user_embeddings, self.item_embeddings = data.embeddings(model)
+            record = {
+                "epoch": epoch,
+                "loss": float(fit_history.history["loss"][-1]),
+                "seconds": train_seconds,
+                "valid_ndcg_at_10": math.nan,
+            }
+            if validate:
+                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(train)
+                if ndcg > best_ndcg:
+                    best_ndcg, stale, self.best_epoch = ndcg, 0, epoch
+                    best = (self.user_embeddings, self.item_embeddings, model.get_weights())
+                else:
+                    stale += 1
+            record["epoch_seconds"] = time.perf_counter() - epoch_start
+            self.history.append(record)
+            logger.info(
+                "two-tower epoch %d/%d: loss %.4f, valid ndcg@10 %.4f (our evaluator, full "
+                "catalogue), train %.2f s, epoch incl. embeddings and validation %.2f s",
+                epoch,
+                self.epochs,
+                record["loss"],
+                record["valid_ndcg_at_10"],
+                train_seconds,
+                record["epoch_seconds"],
+            )
+            if (
+                validate
+                and self.early_stopping_patience is not None
+                and stale >= self.early_stopping_patience
+            ):
+                logger.info(
+                    "two-tower: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
+                    epoch,
+                    self.best_epoch,
+                    best_ndcg,
+                )
+                break
+        if best is not None:
+            self.user_embeddings, self.item_embeddings, weights = best
+            model.set_weights(weights)
+        elif validate:
+            logger.warning(
+                "two-tower: no validation user could be evaluated; keeping the last epoch"
+            )
+        logger.info(
+            "two-tower: fitted in %.2f s; best epoch %s",
+            time.perf_counter() - started,
+            self.best_epoch,
+        )
+
+    def _build_model(self, data: _TowerData) -> Any:
+        import merlin.models.tf as mm
+        from merlin.models.tf.transforms.bias import PopularityLogitsCorrection
+
+        query = self._tower(data.query_schema)
+        candidate = self._tower(data.candidate_schema)
+        output_kwargs: dict[str, Any] = {}
+        if self.logq_correction:
+            output_kwargs = {
+                "post": PopularityLogitsCorrection(
+                    data.item_code_counts.astype(np.float32),
+                    reg_factor=self.temperature,
+                    schema=data.candidate_schema,
+                ),
+                "store_negative_ids": True,
+            }
+        return mm.TwoTowerModelV2(
+            query,
+            candidate,
+            logits_temperature=self.temperature,
+            negative_samplers=["in-batch"],
+            **output_kwargs,
+        )
+
+    def _tower(self, schema: Any) -> Any:
+        """One tower over the columns of ``schema`` (categorical embedded, continuous
+        projected): a sum of ``embedding_dim`` embeddings, or an MLP on their concatenation."""
+        import merlin.models.tf as mm
+        import tensorflow as tf
+        from merlin.schema import Tags
+
+        categorical = schema.select_by_tag(Tags.CATEGORICAL)
+        continuous = schema.select_by_tag(Tags.CONTINUOUS)
+        branches: dict[str, Any] = {
+            "categorical": mm.Embeddings(
+                categorical, dim=self.embedding_dim, sequence_combiner="mean"
+            )
+        }
+        if continuous.column_names:
+            branches["continuous"] = mm.ContinuousProjection(
+                continuous, tf.keras.layers.Dense(self.embedding_dim, use_bias=False)
+            )
+        else:
+            branches["continuous"] = Tags.CONTINUOUS  # selects nothing: no branch
+        blocks = []
+        if self.mlp_dims:
+            inputs = mm.InputBlockV2(schema, aggregation="concat", **branches)
+            blocks.append(mm.MLPBlock(self.mlp_dims, no_activation_last_layer=True))
+        else:
+            inputs = mm.InputBlockV2(schema, aggregation="element-wise-sum", **branches)
+        if self.l2_normalize:
+            blocks.append(mm.L2Norm())
+        return mm.Encoder(inputs, *blocks)
+
+    def _validation_ndcg(self, train: TrainData) -> float:
+        """NDCG@10 of the current embeddings on the validation window (-inf: no user)."""
+        result = evaluate(
+            self.recommend,
+            train.user_idx,
+            train.item_idx,
+            train.valid_user_idx,
+            train.valid_item_idx,
+            n_users=train.n_users,
+            n_items=train.n_items,
+            ks=(10,),
+            bootstrap_samples=0,
+        )
+        value = result.metrics[metric_key("ndcg", 10)]
+        return -math.inf if math.isnan(value) else float(value)
+
+    # ----------------------------------------------------------------------------------------
+    # Scoring and serialisation
+    # ----------------------------------------------------------------------------------------
+
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        if self.user_embeddings is None or self.item_embeddings is None:
+            raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
+        return self.user_embeddings[np.asarray(user_idx, dtype=np.int64)] @ self.item_embeddings.T
+
+    def to_bytes(self) -> bytes:
+        """Serialise the fitted model: parameters, embedding matrices, seen items, history.
+
+        Only NumPy arrays and JSON strings are stored (``np.savez``), so loading needs no
+        TensorFlow and :meth:`from_bytes` reads them with ``allow_pickle=False``.
+        """
+        if self.user_embeddings is None or self.item_embeddings is None or self._seen is None:
+            raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
+        seen = self._seen.tocsr()
+        meta = {
+            "format": _FORMAT_VERSION,
+            "family": self.family,
+            "params": self.params,
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "inputs": self.inputs,
+        }
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            meta=np.array(json.dumps(meta)),
+            user_embeddings=self.user_embeddings,
+            item_embeddings=self.item_embeddings,
+            seen_indptr=seen.indptr.astype(np.int64),
+            seen_indices=seen.indices.astype(np.int64),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, payload: bytes) -> TwoTowerRecommender:
+        """Restore a model serialised with :meth:`to_bytes`.
+
+        Raises:
+            TypeError: If the payload is not a serialised two-tower model.
+        """
+        try:
+            with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
+                meta = json.loads(str(arrays["meta"]))
+                user_embeddings = arrays["user_embeddings"]
+                item_embeddings = arrays["item_embeddings"]
+                indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
+        except (ValueError, OSError, KeyError) as error:  # e.g. a pickle of another family
+            raise TypeError(f"payload is not a serialised {cls.__name__}: {error}") from error
+        if meta.get("family") != cls.family:
+            raise TypeError(f"payload is not a serialised {cls.__name__}")
+        model = cls(**meta["params"])
+        model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
+        model._seen = sp.csr_matrix(
+            (np.ones(len(indices), dtype=np.bool_), indices, indptr),
+            shape=(model.n_users, model.n_items),
+        )
+        model.user_embeddings, model.item_embeddings = user_embeddings, item_embeddings
+        model.history, model.best_epoch = meta["history"], meta["best_epoch"]
+        model.inputs = meta["inputs"]
+        return model
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Pickle a fitted model through :meth:`to_bytes`, so pickles hold no Keras objects."""
+        if self.user_embeddings is None:
+            return super().__reduce_ex__(protocol)
+        return (_restore, (type(self), self.to_bytes()))
+
+
+def _restore(cls: type[TwoTowerRecommender], payload: bytes) -> TwoTowerRecommender:
+    """Unpickle helper for :meth:`TwoTowerRecommender.__reduce_ex__`."""
+    return cls.from_bytes(payload)
+
+
+class _TowerData:
+    """The NVTabular train data, the towers' input schemas and the id codes, read once.
+
+    Attributes:
+        schema: The Merlin schema of the columns the towers read.
+        query_schema: Columns tagged USER_ID or USER.
+        candidate_schema: Columns tagged ITEM_ID or ITEM.
+        train_frame: The train rows (those columns), as NVTabular wrote them.
+        user_rows: One row per encoded user, in user_idx order (its first train row).
+        item_rows: One row per encoded item, in item_idx order (its first train row).
+        item_code_counts: Train rows per item code, length = the item id's cardinality.
+    """
+
+    def __init__(
+        self,
+        schema: Any,
+        query_schema: Any,
+        candidate_schema: Any,
+        train_frame: pd.DataFrame,
+        user_rows: pd.DataFrame,
+        item_rows: pd.DataFrame,
+        item_code_counts: np.ndarray,
+    ) -> None:
+        self.schema = schema
+        self.query_schema = query_schema
+        self.candidate_schema = candidate_schema
+        self.train_frame = train_frame
+        self.user_rows = user_rows
+        self.item_rows = item_rows
+        self.item_code_counts = item_code_counts
+
+    @classmethod
+    def load(cls, nvt_dir: Path, train: TrainData) -> _TowerData:
+        """Read ``nvt_dir/train`` and pick the towers' columns by their tags.
+
+        Raises:
+            ValueError: If the schema does not tag exactly one user id and one item id column,
+                or the category files disagree with the train data's catalogue.
+        """
+        from merlin.io import Dataset
+        from merlin.models.utils import schema_utils
+        from merlin.schema import Tags
+
+        dataset = Dataset(str(nvt_dir / "train"), engine="parquet", cpu=True)
+        full = dataset.schema
+        user_id = _one_column(full, Tags.USER_ID)
+        item_id = _one_column(full, Tags.ITEM_ID)
+        query_schema = full.select_by_name(
+            _unique(full.select_by_tag(Tags.USER_ID).column_names)
+            + _unique(full.select_by_tag(Tags.USER).column_names)
+        ).excluding_by_tag(Tags.ITEM)
+        candidate_schema = full.select_by_name(
+            _unique(full.select_by_tag(Tags.ITEM_ID).column_names)
+            + _unique(full.select_by_tag(Tags.ITEM).column_names)
+        ).excluding_by_tag(Tags.USER)
+        columns = _unique(query_schema.column_names + candidate_schema.column_names)
+        schema = full.select_by_name(columns)
+        frame = dataset.to_ddf(columns=columns).compute().reset_index(drop=True)
+
+        categories = nvt_dir / "workflow" / "categories"
+        user_map = IdMap.from_category_file(categories / f"unique.{user_id}.parquet", user_id)
+        item_map = IdMap.from_category_file(categories / f"unique.{item_id}.parquet", item_id)
+        if len(user_map) != train.n_users or len(item_map) != train.n_items:
+            raise ValueError(
+                f"{categories}: {len(user_map)} users / {len(item_map)} items, but the train "
+                f"data has {train.n_users} / {train.n_items}"
+            )
+        user_rows = _rows_by_code(frame, user_id, user_map.code_offset, train.n_users)
+        item_rows = _rows_by_code(frame, item_id, item_map.code_offset, train.n_items)
+        cardinality = schema_utils.categorical_cardinalities(schema)[item_id]
+        counts = np.bincount(frame[item_id].to_numpy(dtype=np.int64), minlength=cardinality)
+        return cls(
+            schema=schema,
+            query_schema=query_schema,
+            candidate_schema=candidate_schema,
+            train_frame=frame,
+            user_rows=user_rows[query_schema.column_names],
+            item_rows=item_rows[candidate_schema.column_names],
+            item_code_counts=counts[:cardinality].astype(np.float64),
+        )
+
+    def embeddings(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        """(user embeddings (n_users, d), item embeddings (n_items, d)), float32, idx order."""
+        users = _encode(model.query_encoder, self.user_rows, self.query_schema)
+        items = _encode(model.candidate_encoder, self.item_rows, self.candidate_schema)
+        return users, items
+
+
+def _encode(encoder: Any, rows: pd.DataFrame, schema: Any, batch_size: int = 4096) -> np.ndarray:
+    """Run a tower over ``rows`` in order (Merlin loader without shuffling)."""
+    import merlin.models.tf as mm
+    from merlin.io import Dataset
+
+    loader = mm.Loader(Dataset(rows, schema=schema, cpu=True), batch_size=batch_size, shuffle=False)
+    parts = [np.asarray(encoder(features, training=False)) for features, _ in loader]
+    out = np.concatenate(parts).astype(np.float32)
+    if len(out) != len(rows):
+        raise RuntimeError(f"tower produced {len(out)} embeddings for {len(rows)} rows")
+    return out
+
+
+def _rows_by_code(frame: pd.DataFrame, column: str, offset: int, n: int) -> pd.DataFrame:
+    """The first train row of each code ``offset .. offset + n - 1``, in that order."""
+    first = frame.drop_duplicates(subset=column, keep="first").set_index(column)
+    codes = np.arange(offset, offset + n, dtype=np.int64)
+    missing = np.setdiff1d(codes, first.index.to_numpy(dtype=np.int64))
+    if len(missing):
+        raise ValueError(f"{len(missing)} {column} codes have no train row, e.g. {missing[:5]}")
+    return first.loc[codes].reset_index().rename(columns={"index": column})
+
+
+def _one_column(schema: Any, tag: Any) -> str:
+    names = schema.select_by_tag(tag).column_names
+    if len(names) != 1:
+        raise ValueError(f"the NVTabular schema must tag exactly one column {tag}, got {names}")
+    return names[0]
+
+
+def _unique(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
