@@ -67,3 +67,39 @@ def ml100k_dir() -> Path:
 def metaflow_root() -> Path:
     """Where this test session's Metaflow datastore and metadata live."""
     return _METAFLOW_ROOT
+
+
+@pytest.fixture(scope="session")
+def trained_runs(ml100k_dir):
+    """Two runs of the default TrainFlow (every family) on ML-100k with the same seed.
+
+    Session-scoped: the end-to-end, serving and report tests all read these runs back through
+    the Metaflow client instead of training again.
+    """
+    from metaflow import Flow, metadata, namespace
+
+    runs = []
+    for _ in range(2):
+        result = run_flow(
+            "run",
+            "--data-dir",
+            str(ml100k_dir.parent),
+            "--bootstrap-samples",
+            "200",
+            "--seed",
+            "42",
+            "--max-workers",
+            "4",
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        # Other tests' Runner calls repoint the client's global metadata: set it explicitly.
+        metadata(f"local@{DATASTORE_ROOT}")
+        namespace(None)
+        runs.append(Flow("TrainFlow").latest_successful_run)
+    return runs
+
+
+@pytest.fixture(scope="session")
+def trained_run(trained_runs):
+    """The latest successful default TrainFlow run on ML-100k (a Metaflow client Run)."""
+    return trained_runs[-1]

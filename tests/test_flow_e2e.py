@@ -13,40 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DATASTORE_ROOT, REPO_ROOT, run_flow
+from tests.conftest import REPO_ROOT, run_flow
 
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds"]
 
 
 @pytest.fixture(scope="module")
-def two_runs(ml100k_dir):
-    """Two runs with the same seed."""
-    from metaflow import Flow, metadata, namespace
-
-    runs = []
-    for _ in range(2):
-        result = run_flow(
-            "run",
-            "--data-dir",
-            str(ml100k_dir.parent),
-            "--bootstrap-samples",
-            "200",
-            "--seed",
-            "42",
-            "--max-workers",
-            "4",
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-        # Other tests' Runner calls repoint the client's global metadata: set it explicitly.
-        metadata(f"local@{DATASTORE_ROOT}")
-        namespace(None)
-        runs.append(Flow("TrainFlow").latest_successful_run)
-    return runs
+def run(trained_run):
+    return trained_run
 
 
 @pytest.fixture(scope="module")
-def run(two_runs):
-    return two_runs[-1]
+def two_runs(trained_runs):
+    return trained_runs
 
 
 def test_leaderboard_has_every_candidate_and_metric(run) -> None:
