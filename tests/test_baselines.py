@@ -64,3 +64,19 @@ def test_top_k_breaks_ties_by_smaller_index_even_across_the_cut() -> None:
     assert values.tolist() == [[3.0, 3.0]]
     items, _ = top_k(np.array([[-np.inf, 2.0, np.nan]]), 3)
     assert items.tolist() == [[1, -1, -1]]
+
+
+def test_top_k_on_large_tied_matrices_equals_a_full_sort() -> None:
+    """Above the size where torch picks the candidates, ties still go to the smaller index."""
+    from reclab.models.base import _TORCH_TOP_K_MIN_SIZE
+
+    rng = np.random.default_rng(3)
+    n_users, n_items = 200, _TORCH_TOP_K_MIN_SIZE // 200 + 1
+    for dtype in (np.float32, np.float64):
+        scores = rng.integers(0, 40, size=(n_users, n_items)).astype(dtype)  # many ties
+        scores[:, :5] = -np.inf
+        items, values = top_k(scores, 10)
+        index_key = np.broadcast_to(np.arange(n_items), scores.shape)
+        expected = np.lexsort((index_key, -scores), axis=1)[:, :10]
+        np.testing.assert_array_equal(items, expected)
+        np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))

@@ -238,19 +238,25 @@ def _threads(num_threads: int | None) -> Iterator[None]:
 def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> Iterator[None]:
     """Seed torch locally (global RNG state restored afterwards), set threads, determinism."""
     old_threads = torch.get_num_threads()
-    old_deterministic = torch.are_deterministic_algorithms_enabled()
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    # The CPU kernels used here are deterministic already; the switch matters on CUDA only.
+    # Flipping it imports torch._dynamo, which fails in a process where Metaflow's vendored
+    # typing_extensions was imported after torch (e.g. pytest, after a Runner call).
+    switch_determinism = (
+        deterministic and bool(cuda_devices) and not torch.are_deterministic_algorithms_enabled()
+    )
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(seed)
         try:
             if num_threads is not None:
                 torch.set_num_threads(num_threads)
-            if deterministic:
+            if switch_determinism:
                 torch.use_deterministic_algorithms(True, warn_only=True)
             yield
         finally:
             torch.set_num_threads(old_threads)
-            torch.use_deterministic_algorithms(old_deterministic)
+            if switch_determinism:
+                torch.use_deterministic_algorithms(False)
 
 
 class NCFRecommender(Recommender):
