@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO_ROOT, run_flow
+from tests.conftest import DATASTORE_ROOT, REPO_ROOT, run_flow
 
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds"]
 
@@ -147,3 +148,30 @@ def test_code_package_holds_every_module_and_sql_file() -> None:
         if str(REPO_ROOT / "flows" / path.relative_to(REPO_ROOT)) not in listed
     ]
     assert not missing, f"not in the code package: {missing}"
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
+def test_als_spark_engine_trains_in_the_flow(ml100k_dir) -> None:
+    """``--models als --als-engine spark`` trains every ALS grid point with pyspark.ml."""
+    from metaflow import Flow, metadata, namespace
+
+    result = run_flow(
+        "run",
+        "--data-dir",
+        str(ml100k_dir.parent),
+        "--models",
+        "als",
+        "--als-engine",
+        "spark",
+        "--bootstrap-samples",
+        "20",
+        "--max-workers",
+        "1",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    metadata(f"local@{DATASTORE_ROOT}")
+    namespace(None)
+    board = Flow("TrainFlow").latest_successful_run.data.leaderboard
+    assert set(board["family"]) == {"als"}
+    assert all(json.loads(p)["engine"] == "spark" for p in board["params"])
+    assert board["valid_ndcg_at_10"].between(0.02, 1).all()

@@ -48,6 +48,10 @@ CASES = {
     "unparsable file": (lambda f, d: _file_args(f / "broken.parquet"), "broken.parquet"),
     "checksum mismatch": (lambda f, d: ["--data-dir", str(f / "corrupt")], "checksum mismatch"),
     "validation metric": (lambda f, d: ["--validation-metric", "ndcg_at_5"], "ndcg_at_10"),
+    "unknown ALS engine": (
+        lambda f, d: ["--models", "als", "--als-engine", "sparkle"],
+        "engine must be one of",
+    ),
 }
 
 
