@@ -80,6 +80,29 @@ class TrainData:
             self._matrix.sum_duplicates()
         return self._matrix
 
+    def validation_ndcg(self, recommend: Any, k: int = 10) -> float:
+        """NDCG@k of ``recommend`` on the validation window, by the one evaluator.
+
+        For families that early-stop on validation. NaN when the window has no evaluable user
+        or was not given.
+        """
+        if self.valid_user_idx is None or self.valid_item_idx is None:
+            return float("nan")
+        from reclab.evaluation import evaluate, metric_key
+
+        result = evaluate(
+            recommend,
+            self.user_idx,
+            self.item_idx,
+            self.valid_user_idx,
+            self.valid_item_idx,
+            n_users=self.n_users,
+            n_items=self.n_items,
+            ks=(k,),
+            bootstrap_samples=0,
+        )
+        return float(result.metrics[metric_key("ndcg", k)])
+
     @property
     def seen(self) -> sp.csr_matrix:
         """Binary user x item CSR matrix: which items each user has in train."""

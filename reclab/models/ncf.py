@@ -49,7 +49,6 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from reclab.evaluation import evaluate, metric_key
 from reclab.models.base import Recommender, TrainData
 
 logger = logging.getLogger(__name__)
@@ -505,18 +504,7 @@ class NCFRecommender(Recommender):
 
     def _validation_ndcg(self, train: TrainData) -> float:
         """NDCG@10 of the current network on the validation window (NaN: no user to evaluate)."""
-        result = evaluate(
-            self.recommend,
-            train.user_idx,
-            train.item_idx,
-            train.valid_user_idx,
-            train.valid_item_idx,
-            n_users=train.n_users,
-            n_items=train.n_items,
-            ks=(10,),
-            bootstrap_samples=0,
-        )
-        return float(result.metrics[metric_key("ndcg", 10)])
+        return train.validation_ndcg(self.recommend)
 
     # ----------------------------------------------------------------------------------------
     # Scoring and serialisation

@@ -65,8 +65,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from reclab.evaluation import evaluate, metric_key
-
 # TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from reclab.id_maps import IdMap
@@ -358,19 +356,8 @@ class TwoTowerRecommender(Recommender):
 
     def _validation_ndcg(self, train: TrainData) -> float:
         """NDCG@10 of the current embeddings on the validation window (-inf: no user)."""
-        result = evaluate(
-            self.recommend,
-            train.user_idx,
-            train.item_idx,
-            train.valid_user_idx,
-            train.valid_item_idx,
-            n_users=train.n_users,
-            n_items=train.n_items,
-            ks=(10,),
-            bootstrap_samples=0,
-        )
-        value = result.metrics[metric_key("ndcg", 10)]
-        return -math.inf if math.isnan(value) else float(value)
+        value = train.validation_ndcg(self.recommend)
+        return -math.inf if math.isnan(value) else value
 
     # ----------------------------------------------------------------------------------------
     # Scoring and serialisation
