@@ -7,6 +7,7 @@ Examples::
     python flows/recommend.py new-user --items 50,172,181 --ratings 5,4,5 --explain
     python flows/recommend.py similar 50 --filter item_genres=Sci-Fi
     python flows/recommend.py info --run-id TrainFlow/1712
+    python flows/recommend.py user 196 --family sar --explain
 
 The run is the latest successful TrainFlow run unless ``--run-id`` or ``--tag`` says otherwise;
 Metaflow's usual ``METAFLOW_*`` settings say where the datastore is. Bad input prints one
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = common.add_argument_group("run")
     run.add_argument("--run-id", help="TrainFlow run id ('123' or 'TrainFlow/123')")
     run.add_argument("--tag", help="latest successful run with this tag, e.g. best_model:sar")
+    run.add_argument(
+        "--family",
+        help="serve this family's best candidate of the run instead of the winner (e.g. sar, "
+        "for explanations)",
+    )
     out = common.add_argument_group("output")
     out.add_argument("--k", type=int, default=10, help="number of items (default 10)")
     out.add_argument("--explain", action="store_true", help="show 'because you watched' items")
@@ -149,9 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 on bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        from reclab.serving import RecommendationService
+        from reclab.serving import RecommendationService, load_run
 
-        service = RecommendationService.from_run(run_id=args.run_id, tag=args.tag)
+        run = load_run(run_id=args.run_id, tag=args.tag)
+        best = run.best
+        if args.family is not None:
+            families = run.per_family or {run.best.family: run.best}
+            if args.family not in families:
+                raise InputError(
+                    f"--family {args.family!r}: run {run.pathspec} has no model of that family; "
+                    f"choose one of {', '.join(families)}"
+                )
+            best = families[args.family]
+        service = RecommendationService(best, run.per_family, run.pathspec)
         rules = rules_from_args(args)
         if args.command == "info":
             result = service.info()

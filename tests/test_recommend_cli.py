@@ -104,6 +104,13 @@ def test_info_by_tag(trained_run) -> None:
     assert info["capabilities"]["fold_in"] is not None
 
 
+def test_family_option_serves_that_family_with_explanations(run_id, user) -> None:
+    result = cli("user", str(user), "--k", "2", "--family", "sar", "--explain", "--run-id", run_id)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"user {user}: model by sar"
+    assert "because: " in result.stdout
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -119,6 +126,7 @@ def test_info_by_tag(trained_run) -> None:
         (["user", "196", "--exclude-top-popular", "-3"], "integer >= 0"),
         (["info", "--run-id", "987654321"], "not found"),
         (["info", "--tag", "no-such-tag"], "no successful TrainFlow run has the tag"),
+        (["info", "--family", "nope"], "has no model of that family"),
         (["frobnicate"], "invalid choice"),
     ],
 )
