@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 EXPLAIN_K = 3  # history items shown per recommended item
 MAX_BATCH_USERS = 1000  # users per recommend_many call
+MAX_HISTORY = 10_000  # items per recommend_for_items call
 
 
 @dataclass
@@ -293,7 +294,7 @@ class RecommendationService:
         given items are never recommended back.
 
         Args:
-            items: Raw item ids of the user's history.
+            items: Raw item ids of the user's history (at most 10,000).
             ratings: Optional positive weight (rating) per item, same length as items.
             k: Number of items, 1..MAX_K.
             rules: None, a rules dict or :class:`BusinessRules`.
@@ -311,6 +312,8 @@ class RecommendationService:
         rules = BusinessRules.from_dict(rules)
         if not isinstance(items, list | tuple):
             raise InputError(f"items must be a list of raw item ids; got {type(items).__name__}")
+        if len(items) > MAX_HISTORY:
+            raise InputError(f"at most {MAX_HISTORY} items per history, got {len(items)}")
         if ratings is not None:
             if not isinstance(ratings, list | tuple) or len(ratings) != len(items):
                 raise InputError(
