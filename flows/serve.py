@@ -5,17 +5,19 @@ Examples::
     python flows/serve.py                                  # latest successful run, 127.0.0.1:8080
     python flows/serve.py --run-id 1712 --port 9000
     python flows/serve.py --host 0.0.0.0 --tag best_model:sar --threads 8   # in a container
+    RECLAB_RUN_ID=1712 python flows/serve.py --host 0.0.0.0 serve          # as SageMaker runs it
 
 Routes: ``GET /ping`` (200 once the model is loaded, 503 before or if loading failed),
 ``POST /invocations`` (JSON query, see docs/serving_http.md) and ``GET /info``. The server
 listens at once and loads the model in the background; Metaflow's usual ``METAFLOW_*``
-settings say where the datastore is.
+settings say where the datastore is. See docs/serving_http.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from reclab.http_server import MAX_BODY_BYTES, MAX_USER_IDS, ModelState, create_app, serve
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve"],
+        help="optional: SageMaker starts the image as `docker run IMAGE serve`; accepted, ignored",
+    )
+    parser.add_argument(
         "--host",
         default="127.0.0.1",
         help="interface to bind: the default answers this machine only; use 0.0.0.0 in a "
@@ -56,10 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--port", type=_port, default=8080, help="TCP port (0: any free port)")
     which = parser.add_mutually_exclusive_group()
+    # environment defaults: a SageMaker model sets Environment, not the container's arguments
     which.add_argument(
-        "--run-id", help="TrainFlow run id ('123' or 'TrainFlow/123'); default: latest successful"
+        "--run-id",
+        default=os.environ.get("RECLAB_RUN_ID") or None,
+        help="TrainFlow run id ('123' or 'TrainFlow/123'; env RECLAB_RUN_ID); default: the "
+        "latest successful run",
     )
-    which.add_argument("--tag", help="latest successful run with this tag, e.g. best_model:sar")
+    which.add_argument(
+        "--tag",
+        default=os.environ.get("RECLAB_RUN_TAG") or None,
+        help="latest successful run with this tag, e.g. best_model:sar (env RECLAB_RUN_TAG)",
+    )
     parser.add_argument(
         "--threads", type=_positive_int, default=4, help="worker threads answering requests"
     )
