@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATASTORE_ROOT, REPO_ROOT
-
+# Not `from tests.conftest import ...`: that imports conftest a second time under another name,
+# which makes a new temporary Metaflow root and repoints os.environ away from the session's runs.
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = REPO_ROOT / "flows" / "recommend.py"
 
 
@@ -18,7 +20,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     """Run the CLI with this test session's Metaflow settings (inherited environment)."""
     return subprocess.run(
         [sys.executable, str(SCRIPT), *args],
-        cwd=DATASTORE_ROOT,
+        cwd=os.environ["METAFLOW_DATASTORE_SYSROOT_LOCAL"],  # set by conftest
         env=dict(os.environ),
         capture_output=True,
         text=True,
