@@ -142,6 +142,11 @@ def create_app(
             status, body, headers = error.status, {"error": error.message}, error.headers
         except InputError as error:
             status, body = HTTPStatus.BAD_REQUEST, {"error": str(error)}
+        except OverflowError as error:
+            # a client's number too large for the service's arithmetic (e.g. a filter of 1e400)
+            logger.warning("%s %s: overflow treated as a bad request: %s", method, path, error)
+            status = HTTPStatus.BAD_REQUEST
+            body = {"error": f"a number in the request is out of range ({error})"}
         except Exception:  # noqa: BLE001 - never show a traceback to the client
             request_id = uuid.uuid4().hex[:12]
             logger.exception("request %s: %s %s failed", request_id, method, path)
@@ -357,6 +362,10 @@ def _read_json(environ: dict, max_body_bytes: int) -> Any:
             HTTPStatus.BAD_REQUEST,
             f"malformed JSON: {error.msg} at line {error.lineno} column {error.colno}",
         ) from None
+    except RecursionError:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "malformed JSON: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise HTTPError(HTTPStatus.BAD_REQUEST, f"malformed JSON: {error}") from None
 
 
 def _reject_constant(name: str) -> Any:
