@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_requests": WARMUP_REQUESTS,
             "machine": {
                 "cpus": os.cpu_count(),
+                # other work on the machine skews the figures: the 1-min load after the run
+                "load_average_1min": round(os.getloadavg()[0], 2),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
             },
