@@ -20,7 +20,14 @@ import logging
 import os
 import sys
 
-from reclab.http_server import MAX_BODY_BYTES, MAX_USER_IDS, ModelState, create_app, serve
+from reclab.http_server import (
+    MAX_BODY_BYTES,
+    MAX_USER_IDS,
+    ModelState,
+    create_app,
+    serve,
+    warm_up,
+)
 
 
 def _positive_int(value: str) -> int:
@@ -108,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         # imported here: the socket listens before Metaflow and the models are imported
         from reclab.serving import RecommendationService
 
-        return RecommendationService.from_run(run_id=args.run_id, tag=args.tag)
+        service = RecommendationService.from_run(run_id=args.run_id, tag=args.tag)
+        warm_up(service)
+        return service
 
     which = args.run_id or (f"tag {args.tag}" if args.tag else "latest successful run")
     state = ModelState(load)

@@ -262,6 +262,21 @@ def invoke(service: Any, request: dict, max_user_ids: int = MAX_USER_IDS) -> dic
     return service.similar_items(value, k=k, rules=rules)
 
 
+def warm_up(service: Any) -> None:
+    """One small query of each kind, so /ping turns 200 only when the first requests are fast.
+
+    The bundles deserialise their models on first use; without this, the first fold-in and
+    similar-items requests would pay for it (and concurrent first requests twice). Uses the
+    public API only: the most popular item stands in for a real query.
+    """
+    popular = service.recommend_for_items([], k=1)["items"]
+    if not popular:
+        return
+    item = popular[0]["item_id"]
+    service.recommend_for_items([item], k=1)
+    service.similar_items(item, k=1)
+
+
 def serve(
     app: WSGIApp,
     host: str = "127.0.0.1",

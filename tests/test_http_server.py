@@ -25,7 +25,7 @@ import requests
 from werkzeug.test import Client
 
 from reclab.errors import InputError
-from reclab.http_server import MAX_BODY_BYTES, MAX_USER_IDS, ModelState, create_app
+from reclab.http_server import MAX_BODY_BYTES, MAX_USER_IDS, ModelState, create_app, warm_up
 
 # Not `from tests.conftest import ...`: that imports conftest a second time under another name,
 # which makes a new temporary Metaflow root and repoints os.environ away from the session's runs.
@@ -56,6 +56,21 @@ class FakeService:
         if user_id == "bad":
             raise InputError("user id 'bad' is not an integer")
         return {"user_id": user_id, "k": k, "items": []}
+
+
+def test_warm_up_touches_fold_in_and_similar_items() -> None:
+    calls = []
+
+    class Recorder:
+        def recommend_for_items(self, items, k=10):
+            calls.append(("items", items))
+            return {"items": [{"item_id": 50}]}
+
+        def similar_items(self, item_id, k=10):
+            calls.append(("similar", item_id))
+
+    warm_up(Recorder())
+    assert calls == [("items", []), ("items", [50]), ("similar", 50)]
 
 
 def test_ping_is_503_while_loading_then_200() -> None:
