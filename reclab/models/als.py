@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class ALSRecommender(Recommender):
     """
 
     family = "als"
+    can_fold_in = True
+    can_find_similar = True
 
     def __init__(
         self,
@@ -155,9 +157,12 @@ class ALSRecommender(Recommender):
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
         self.fit_seconds: float | None = None
+        self.item_weight_sums: np.ndarray | None = None  # BM25 item lengths, for fold-in
 
     def _fit(self, train: TrainData) -> None:
         start = time.perf_counter()
+        # A folded-in user's BM25 weights need the train item lengths (summed weights per item).
+        self.item_weight_sums = np.asarray(train.matrix.sum(axis=0), dtype=np.float64).ravel()
         weights = preference_weights(train.matrix, self.weighting, self.bm25_k1, self.bm25_b)
         logger.info(
             "als[%s]: %d users x %d items, %d observed pairs (%d train rows), weighting=%s",
@@ -179,6 +184,80 @@ class ALSRecommender(Recommender):
 
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
         return self.user_factors[user_idx] @ self.item_factors.T
+
+    def fold_in_user_factor(
+        self, item_idx: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Solve a new user's factor from the fixed item factors (one ALS half-step).
+
+        The exact least-squares solution of the ALS objective for one user, as ``implicit``'s
+        ``recalculate_user`` computes it: ``x = (Y^T C Y + reg I)^-1 Y^T C p`` with
+        ``Y^T C Y = Y^T Y + Y_h^T (C_h - 1) Y_h`` over the history items ``h``, ``p_h = 1`` and
+        ``c_h = 1 + alpha * |w_h|``. ``w_h`` follows the model's ``weighting`` (BM25 uses the
+        train item lengths); the Spark engine's regularisation is scaled by the history length,
+        as Spark's ALS-WR does. Works for both engines: only the NumPy item factors are used.
+
+        Args:
+            item_idx: Encoded items of the history (distinct).
+            weights: Optional rating per item; None means 1.
+
+        Returns:
+            float32 array (factors,).
+        """
+        if self.item_factors is None:
+            raise ValueError("ALSRecommender is not fitted: call fit() first")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        raw = (
+            np.ones(len(item_idx), dtype=np.float64)
+            if weights is None
+            else np.asarray(weights, dtype=np.float64)
+        )
+        w = self._fold_in_weights(item_idx, raw)
+        confidence = 1.0 + self.alpha * np.abs(w)
+        Y = self.item_factors.astype(np.float64)
+        Yh = Y[item_idx]
+        if self.engine == "spark":
+            spark_reg = self.regularization if self.spark_reg_param is None else self.spark_reg_param
+            reg = spark_reg * len(item_idx)
+        else:
+            reg = self.regularization
+        A = Y.T @ Y + (Yh.T * (confidence - 1.0)) @ Yh + reg * np.eye(Y.shape[1])
+        b = Yh.T @ confidence
+        return np.linalg.solve(A, b).astype(np.float32)
+
+    def _fold_in_weights(self, item_idx: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """``w_h`` of a new user's items under the model's ``weighting`` (as preference_weights)."""
+        if self.weighting == "none":
+            return np.ones_like(raw)
+        if self.weighting == "linear":
+            return raw
+        idf = np.log(self.n_items) - np.log1p(len(item_idx))
+        if self.weighting == "tfidf":
+            return np.sqrt(raw) * idf
+        lengths = self.item_weight_sums
+        if lengths is None:  # a model pickled before item lengths were kept: average length
+            length_norm = np.ones_like(raw)
+        else:
+            length_norm = (1.0 - self.bm25_b) + self.bm25_b * lengths[item_idx] / lengths.mean()
+        return raw * (self.bm25_k1 + 1.0) / (self.bm25_k1 * length_norm + raw) * idf
+
+    def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``x @ Y^T`` of a new user whose factor ``x`` is solved from their items.
+
+        Args:
+            item_idx: Encoded items of the history (distinct).
+            weights: Optional rating per item; None means 1.
+
+        Returns:
+            float32 array (n_items,).
+        """
+        return (self.item_factors @ self.fold_in_user_factor(item_idx, weights)).astype(np.float32)
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """Cosine similarity of the item's factors with every item's factors."""
+        if self.item_factors is None:
+            raise ValueError("ALSRecommender is not fitted: call fit() first")
+        return cosine_similarity_scores(self.item_factors, int(item_idx))
 
     def _fit_implicit(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         import implicit.gpu

@@ -131,6 +131,10 @@ class Recommender(ABC):
     family: ClassVar[str]
     uses_gpu: ClassVar[bool] = False
     batch_size: ClassVar[int] = 2048
+    # Serving capabilities beyond ``recommend``; a family that sets one implements the method.
+    can_fold_in: ClassVar[bool] = False  # fold_in_scores: score a new user from a history
+    can_find_similar: ClassVar[bool] = False  # item_similarity_scores / similar_items
+    can_explain: ClassVar[bool] = False  # explain: which history items produced a score
 
     def __init__(self, **params: Any) -> None:
         self.params = dict(params)
@@ -194,6 +198,122 @@ class Recommender(ABC):
             items[start : start + len(batch)] = top_items
             scores[start : start + len(batch)] = top_scores
         return items, scores
+
+    def scores(self, user_idx: np.ndarray, exclude_seen: bool = True) -> np.ndarray:
+        """Dense scores of known users over the whole catalogue, for callers that rank or filter.
+
+        Args:
+            user_idx: Encoded users, shape (n,).
+            exclude_seen: Set the users' train items to -inf.
+
+        Returns:
+            float32 array (n, n_items); higher is better, -inf where an item must not be shown.
+
+        Raises:
+            ValueError: If the model is not fitted or a user is out of range.
+        """
+        if self._seen is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        user_idx = np.asarray(user_idx, dtype=np.int64)
+        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
+            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
+        out = np.asarray(self._scores(user_idx), dtype=np.float32).copy()
+        if exclude_seen:
+            seen = self._seen[user_idx].tocoo()
+            out[seen.row, seen.col] = -np.inf
+        return out
+
+    def user_history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """A known user's train items and the weights the family scores them with.
+
+        Item-to-item families override this with what their scores actually use (SAR: the
+        decayed affinity); the default is the binary train row.
+
+        Args:
+            user_idx: One encoded user.
+
+        Returns:
+            (item_idx int64, weight float32) of the user's train items.
+        """
+        row = self._seen[int(user_idx)]
+        return row.indices.astype(np.int64), np.ones(len(row.indices), dtype=np.float32)
+
+    def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores over all items for a user who is not in train, given their items.
+
+        Args:
+            item_idx: Encoded items of the new user's history (distinct).
+            weights: Optional weight (rating) per item; None means 1 for every item.
+
+        Returns:
+            float32 array (n_items,); the history items are not excluded here.
+
+        Raises:
+            NotImplementedError: If the family cannot fold in a new user (``can_fold_in``).
+        """
+        raise NotImplementedError(f"{self.family} cannot score a user who is not in train")
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """Similarity of one item to every item, -inf where the family knows none.
+
+        Args:
+            item_idx: One encoded item.
+
+        Returns:
+            float32 array (n_items,); the item itself is set to -inf.
+
+        Raises:
+            NotImplementedError: If the family has no item similarity (``can_find_similar``).
+        """
+        raise NotImplementedError(f"{self.family} has no item-to-item similarity")
+
+    def similar_items(self, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The k items most similar to each given item, the item itself left out.
+
+        Args:
+            item_idx: Encoded items, shape (n,).
+            k: Number of similar items per item.
+
+        Returns:
+            (item_idx int64 (n, k), scores float32 (n, k)), most similar first; -1 / -inf padding.
+
+        Raises:
+            NotImplementedError: If the family has no item similarity.
+            ValueError: If k < 1 or an item is out of range.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= self.n_items):
+            raise ValueError(f"item_idx must lie in [0, {self.n_items})")
+        dense = np.stack([self.item_similarity_scores(int(i)) for i in item_idx]).reshape(
+            len(item_idx), self.n_items
+        )
+        return top_k(dense, k)
+
+    def explain(
+        self,
+        history_idx: np.ndarray,
+        history_weights: np.ndarray,
+        item_idx: np.ndarray,
+        k: int = 3,
+    ) -> list[list[tuple[int, float]]]:
+        """For each recommended item, the history items that contributed most to its score.
+
+        Args:
+            history_idx: Encoded items of the user's history.
+            history_weights: Their weights (affinity for SAR, 1 for item KNN).
+            item_idx: Encoded recommended items.
+            k: History items per recommended item.
+
+        Returns:
+            Per recommended item, up to k ``(history item_idx, contribution)`` pairs with a
+            positive contribution, largest first.
+
+        Raises:
+            NotImplementedError: If the family cannot explain its scores (``can_explain``).
+        """
+        raise NotImplementedError(f"{self.family} cannot explain its recommendations")
 
     def to_bytes(self) -> bytes:
         """Serialise the fitted model."""
@@ -275,3 +395,61 @@ def _top_k_candidates(scores: np.ndarray, k: int) -> np.ndarray:
             values = torch.from_numpy(np.ascontiguousarray(scores))
             return torch.topk(values, k, dim=1, sorted=False).indices.numpy().astype(np.int64)
     return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+
+
+def explain_item_item(
+    similarity: sp.csr_matrix,
+    history_idx: np.ndarray,
+    history_weights: np.ndarray,
+    item_idx: np.ndarray,
+    k: int,
+) -> list[list[tuple[int, float]]]:
+    """Contributions ``weight_h * S[h, j]`` of history items h to items j of an item-item model.
+
+    A score ``sum_h weight_h * S[h, j]`` is a sum of these terms, so the largest are the
+    "because you watched" items.
+
+    Args:
+        similarity: Item x item CSR matrix the scores are computed with.
+        history_idx: Encoded history items.
+        history_weights: Their weights.
+        item_idx: Encoded recommended items.
+        k: Contributors kept per recommended item.
+
+    Returns:
+        Per recommended item, up to k ``(history item_idx, contribution)`` pairs, largest first,
+        ties by the smaller item index; only positive contributions.
+    """
+    history_idx = np.asarray(history_idx, dtype=np.int64)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    if not len(history_idx) or not len(item_idx):
+        return [[] for _ in item_idx]
+    terms = similarity[history_idx][:, item_idx].toarray().astype(np.float64)
+    terms *= np.asarray(history_weights, dtype=np.float64)[:, None]
+    out = []
+    for column in terms.T:
+        order = np.lexsort((history_idx, -column))
+        out.append([(int(history_idx[h]), float(column[h])) for h in order[:k] if column[h] > 0])
+    return out
+
+
+def cosine_similarity_scores(vectors: np.ndarray, item_idx: int) -> np.ndarray:
+    """Cosine of one item's vector (factors, embedding) with every item's; the item itself -inf.
+
+    Args:
+        vectors: Item vectors, shape (n_items, d).
+        item_idx: One encoded item.
+
+    Returns:
+        float32 array (n_items,); items with a zero vector score -inf (no direction to compare).
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    query = vectors[item_idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (vectors @ query) / (norms * norms[item_idx])
+    out = np.where(norms > 0, out, -np.inf).astype(np.float32)
+    if norms[item_idx] == 0:
+        out[:] = -np.inf
+    out[item_idx] = -np.inf
+    return out

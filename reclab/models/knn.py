@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import Recommender, TrainData, explain_item_item
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ class ItemKNNRecommender(Recommender):
     """
 
     family = "item_knn"
+    can_fold_in = True
+    can_find_similar = True
+    can_explain = True
 
     def __init__(
         self,
@@ -83,6 +86,54 @@ class ItemKNNRecommender(Recommender):
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
         user_items = self._seen[user_idx].astype(np.float32)
         return np.asarray((user_items @ self.similarity).toarray(), dtype=np.float32)
+
+    def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores of a new user: the summed neighbour similarities of their items.
+
+        The user side is binary, as in :meth:`_scores`, so ``weights`` is ignored.
+
+        Args:
+            item_idx: Encoded items of the new user's history (distinct).
+            weights: Ignored (item KNN scores a user's items as 0/1).
+
+        Returns:
+            float32 array (n_items,).
+        """
+        if self.similarity is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        return np.asarray(self.similarity[item_idx].sum(axis=0), dtype=np.float32).ravel()
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """The item's stored neighbour similarities, -inf for items that are not neighbours."""
+        if self.similarity is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        row = self.similarity[int(item_idx)]
+        out = np.full(self.n_items, -np.inf, dtype=np.float32)
+        out[row.indices] = row.data
+        out[int(item_idx)] = -np.inf
+        return out
+
+    def explain(
+        self,
+        history_idx: np.ndarray,
+        history_weights: np.ndarray,
+        item_idx: np.ndarray,
+        k: int = 3,
+    ) -> list[list[tuple[int, float]]]:
+        """History items whose neighbour similarity adds most to each recommended item's score.
+
+        Args:
+            history_idx: Encoded history items.
+            history_weights: Ignored: the user side of item KNN is binary.
+            item_idx: Encoded recommended items.
+            k: Contributors per recommended item.
+
+        Returns:
+            Per item, up to k ``(item_idx, similarity)`` pairs, largest first.
+        """
+        ones = np.ones(len(history_idx), dtype=np.float32)  # the user side is binary
+        return explain_item_item(self.similarity, history_idx, ones, item_idx, k)
 
     def similar_items(self, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest neighbours of each item, most similar first, never the item itself.

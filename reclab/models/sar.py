@@ -43,7 +43,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from reclab.models.base import Recommender, TrainData, top_k
+from reclab.models.base import Recommender, TrainData, explain_item_item, top_k
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,9 @@ class SARRecommender(Recommender):
     """
 
     family = "sar"
+    can_fold_in = True
+    can_find_similar = True
+    can_explain = True
     item_block: ClassVar[int] = 4096  # items per block of co-occurrence rows built at once
 
     def __init__(
@@ -249,6 +252,73 @@ class SARRecommender(Recommender):
             support = (pattern @ self._cooccurs).toarray()
             scores[support < np.diff(pattern.indptr)[:, None]] = -np.inf
         return scores
+
+    def user_history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """A known user's affinity row: the (decayed) weights their scores are built from."""
+        row = self.affinity[int(user_idx)]
+        return row.indices.astype(np.int64), row.data.astype(np.float32)
+
+    def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``a @ S`` for a new user whose affinity row ``a`` is built from their items.
+
+        The new interactions count as happening now (no decay); ``a_i`` is the given weight when
+        ``use_weights`` is true (the rating, as in train), else 1.
+
+        Args:
+            item_idx: Encoded items of the new user's history (distinct).
+            weights: Optional rating per item; None means 1.
+
+        Returns:
+            float32 array (n_items,).
+        """
+        if self.item_similarity is None:
+            raise ValueError("SARRecommender is not fitted: call fit() first")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        values = (
+            np.asarray(weights, dtype=np.float32)
+            if weights is not None and self.use_weights
+            else np.ones(len(item_idx), dtype=np.float32)
+        )
+        affinity = sp.csr_matrix(
+            (values, (np.zeros(len(item_idx), dtype=np.int64), item_idx)),
+            shape=(1, self.n_items),
+        )
+        scores = (affinity @ self.item_similarity).toarray().ravel().astype(np.float32)
+        if self._cooccurs is not None:
+            # the same -inf rule as _scores: an item must co-occur with every history item
+            support = np.asarray(self._cooccurs[item_idx].sum(axis=0)).ravel()
+            scores[support < len(item_idx)] = -np.inf
+        return scores
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """One row of the similarity matrix, -inf where the items never co-occur."""
+        if self.item_similarity is None:
+            raise ValueError("SARRecommender is not fitted: call fit() first")
+        row = self.item_similarity[int(item_idx)]
+        out = np.full(self.n_items, -np.inf, dtype=np.float32)
+        out[row.indices] = row.data
+        out[int(item_idx)] = -np.inf
+        return out
+
+    def explain(
+        self,
+        history_idx: np.ndarray,
+        history_weights: np.ndarray,
+        item_idx: np.ndarray,
+        k: int = 3,
+    ) -> list[list[tuple[int, float]]]:
+        """History items with the largest ``affinity * similarity`` terms of each item's score.
+
+        Args:
+            history_idx: Encoded history items.
+            history_weights: Their affinities (from :meth:`user_history` or the fold-in).
+            item_idx: Encoded recommended items.
+            k: Contributors per recommended item.
+
+        Returns:
+            Per item, up to k ``(item_idx, contribution)`` pairs, largest first.
+        """
+        return explain_item_item(self.item_similarity, history_idx, history_weights, item_idx, k)
 
     def similar_items(self, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k items most similar to each given item, the item itself left out.

@@ -68,7 +68,7 @@ import scipy.sparse as sp
 # TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from reclab.id_maps import IdMap
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class TwoTowerRecommender(Recommender):
     """
 
     family = "two_tower"
+    can_find_similar = True
     uses_gpu = True
 
     def __init__(
@@ -367,6 +368,12 @@ class TwoTowerRecommender(Recommender):
         if self.user_embeddings is None or self.item_embeddings is None:
             raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
         return self.user_embeddings[np.asarray(user_idx, dtype=np.int64)] @ self.item_embeddings.T
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """Cosine similarity of the item's tower embedding with every item's embedding."""
+        if self.item_embeddings is None:
+            raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
+        return cosine_similarity_scores(self.item_embeddings, int(item_idx))
 
     def to_bytes(self) -> bytes:
         """Serialise the fitted model: parameters, embedding matrices, seen items, history.
