@@ -217,8 +217,8 @@ class ALSRecommender(Recommender):
         Y = self.item_factors.astype(np.float64)
         Yh = Y[item_idx]
         if self.engine == "spark":
-            spark_reg = self.regularization if self.spark_reg_param is None else self.spark_reg_param
-            reg = spark_reg * len(item_idx)
+            spark_reg = self.spark_reg_param
+            reg = (self.regularization if spark_reg is None else spark_reg) * len(item_idx)
         else:
             reg = self.regularization
         A = Y.T @ Y + (Yh.T * (confidence - 1.0)) @ Yh + reg * np.eye(Y.shape[1])
