@@ -251,3 +251,24 @@ def test_auto_device_trains_on_cpu_without_cuda(monkeypatch) -> None:
 def test_bad_parameters_raise(params) -> None:
     with pytest.raises(ValueError):
         NCFRecommender(**params)
+
+
+def test_fits_after_metaflow_vendored_typing_extensions_was_imported() -> None:
+    # The order pytest and notebooks hit: torch first, then a Metaflow Runner/client call
+    # (which imports Metaflow's vendored typing_extensions), then NCF's first Adam step.
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "import metaflow._vendor.typing_extensions\n"
+        "from reclab.models.ncf import NCFRecommender\n"
+        "from tests.contract import planted_clusters\n"
+        "NCFRecommender(epochs=1, device='cpu').fit(planted_clusters())\n"
+        "print('fitted')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "fitted" in done.stdout

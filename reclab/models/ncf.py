@@ -39,7 +39,9 @@ import json
 import logging
 import math
 import os
+import sys
 import time
+import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -219,6 +221,28 @@ class NeuMF(nn.Module):
         return out
 
 
+def import_torch_dynamo() -> None:
+    """Import ``torch._dynamo`` under the real ``typing_extensions``' typing rules.
+
+    ``torch.optim`` imports ``torch._dynamo`` on first use. Metaflow vendors an older
+    ``typing_extensions`` that, once imported (the Runner, the client), replaces
+    ``typing._collect_parameters`` with a version that takes every TypeVar of the installed
+    ``typing_extensions`` for one with a default, and torch's import then fails with "Type
+    parameter ... without a default follows type parameter with a default". The real function is
+    put back for this one import; Metaflow's stays in place for everything else.
+    """
+    if "torch._dynamo" in sys.modules:
+        return
+    import typing_extensions
+
+    patched = typing._collect_parameters
+    typing._collect_parameters = getattr(typing_extensions, "_collect_parameters", patched)
+    try:
+        import torch._dynamo  # noqa: F401
+    finally:
+        typing._collect_parameters = patched
+
+
 @contextmanager
 def _threads(num_threads: int | None) -> Iterator[None]:
     """Use ``num_threads`` torch CPU threads inside the block (None: leave the setting)."""
@@ -239,8 +263,6 @@ def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> 
     old_threads = torch.get_num_threads()
     cuda_devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     # The CPU kernels used here are deterministic already; the switch matters on CUDA only.
-    # Flipping it imports torch._dynamo, which fails in a process where Metaflow's vendored
-    # typing_extensions was imported after torch (e.g. pytest, after a Runner call).
     switch_determinism = (
         deterministic and bool(cuda_devices) and not torch.are_deterministic_algorithms_enabled()
     )
@@ -400,6 +422,7 @@ class NCFRecommender(Recommender):
         )
 
     def _fit(self, train: TrainData) -> None:
+        import_torch_dynamo()
         with _torch_settings(self.seed, self.num_threads, self.deterministic):
             self._train(train)
 
