@@ -18,7 +18,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECLAB_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
 ML100K_DIR = SHARED_DATA / "ml-100k"
 
-_METAFLOW_ROOT = Path(tempfile.mkdtemp(prefix="reclab-tests-metaflow-"))
+# Test modules import helpers with ``from tests.conftest import ...``, which executes this file a
+# second time under another module name: reuse the first root so every run and every client
+# call of the session sees the same datastore.
+_METAFLOW_ROOT = Path(
+    os.environ.get("RECLAB_TESTS_METAFLOW_ROOT")
+    or tempfile.mkdtemp(prefix="reclab-tests-metaflow-")
+)
+os.environ["RECLAB_TESTS_METAFLOW_ROOT"] = str(_METAFLOW_ROOT)
 for _name in [n for n in os.environ if n.startswith("METAFLOW_")]:
     del os.environ[_name]
 os.environ.update(
@@ -69,16 +76,29 @@ def metaflow_root() -> Path:
     return _METAFLOW_ROOT
 
 
+def point_client_at_session_datastore() -> None:
+    """Point the Metaflow client back at this session's datastore.
+
+    A ``Runner`` call repoints the client's global metadata to the datastore of the run it made
+    (the magicdir tests use their own), after which Run objects of the session's runs no longer
+    resolve. Call this before reading them.
+    """
+    from metaflow import metadata, namespace
+
+    metadata(f"local@{DATASTORE_ROOT}")
+    namespace(None)
+
+
 @pytest.fixture(scope="session")
-def trained_runs(ml100k_dir):
+def trained_run_ids(ml100k_dir) -> list[str]:
     """Two runs of the default TrainFlow (every family) on ML-100k with the same seed.
 
     Session-scoped: the end-to-end, serving and report tests all read these runs back through
-    the Metaflow client instead of training again.
+    the Metaflow client instead of training again. Returns their pathspecs.
     """
-    from metaflow import Flow, metadata, namespace
+    from metaflow import Flow
 
-    runs = []
+    pathspecs = []
     for _ in range(2):
         result = run_flow(
             "run",
@@ -92,14 +112,21 @@ def trained_runs(ml100k_dir):
             "4",
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-        # Other tests' Runner calls repoint the client's global metadata: set it explicitly.
-        metadata(f"local@{DATASTORE_ROOT}")
-        namespace(None)
-        runs.append(Flow("TrainFlow").latest_successful_run)
-    return runs
+        point_client_at_session_datastore()
+        pathspecs.append(Flow("TrainFlow").latest_successful_run.pathspec)
+    return pathspecs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def trained_runs(trained_run_ids):
+    """The two session runs as Metaflow client Runs, resolved in this session's datastore."""
+    from metaflow import Run
+
+    point_client_at_session_datastore()
+    return [Run(pathspec) for pathspec in trained_run_ids]
+
+
+@pytest.fixture(scope="module")
 def trained_run(trained_runs):
     """The latest successful default TrainFlow run on ML-100k (a Metaflow client Run)."""
     return trained_runs[-1]

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from custom_decorators import (
     magicdir_path,
 )
 from custom_decorators.magic_dir import validate_dir_name
+from tests.conftest import point_client_at_session_datastore
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FLOWS = Path(__file__).resolve().parent / "magicdir_flows"
@@ -146,7 +148,7 @@ def test_magicdir_path_outside_a_decorated_step() -> None:
 
 
 @pytest.fixture
-def metaflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def metaflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Isolate Metaflow in ``tmp_path`` and return the working directory for the runs."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "METAFLOW_")) or key == "MAGICDIR_TEST_FAIL":
@@ -162,7 +164,9 @@ def metaflow_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", pythonpath)
     workdir = tmp_path / "work"
     workdir.mkdir()
-    return workdir
+    yield workdir
+    # The Runner repointed the client's global metadata at this test's datastore.
+    point_client_at_session_datastore()
 
 
 def _run(flow: str, workdir: Path, **kwargs: object):
