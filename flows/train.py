@@ -107,6 +107,15 @@ class TrainFlow(FlowSpec):
         help="Spark master URL for --als-engine spark.",
     )
     k = Parameter("k", type=int, default=10, help="Cutoff of the ranking metrics.")
+    batch_k = Parameter(
+        "batch-k", type=int, default=10, help="Items per user in the pre-computed batch scores."
+    )
+    scores_dir = Parameter(
+        "scores-dir",
+        default="",
+        help="Where batch_score writes the winner's top-K for every known user (partitioned "
+        "parquet); default: <datastore root>/TrainFlow/<run id>/batch_scores.",
+    )
     validation_metric = Parameter(
         "validation-metric",
         default="ndcg_at_10",
@@ -144,6 +153,7 @@ class TrainFlow(FlowSpec):
             validation_metric=self.validation_metric,
             bootstrap_samples=self.bootstrap_samples,
             seed=self.seed,
+            batch_k=self.batch_k,
         )
         self.source = checked.source
         self.families = checked.families
@@ -255,7 +265,11 @@ class TrainFlow(FlowSpec):
     @step
     def join(self, inputs):
         """Rank every candidate by the validation metric and version the best one."""
-        from reclab.report import leaderboard_components
+        from reclab.report import (
+            leaderboard_components,
+            run_report_components,
+            sample_user_stories,
+        )
         from reclab.training import summarise_run
 
         results = inputs.collect_cpu.results + inputs.collect_gpu.results
@@ -275,12 +289,20 @@ class TrainFlow(FlowSpec):
         self.test_metrics = summary.test_metrics
         self.valid_metrics = summary.valid_metrics
         self.best_model_per_family = summary.best_model_per_family
+        self.metric_curves = summary.metric_curves
         try:
             current.run.add_tag(f"best_model:{self.best_model_name}")
         except Exception as error:  # noqa: BLE001 - a missing tag must not lose the trained models
             logging.warning("could not tag the run with the best family: %s", error)
         for component in leaderboard_components(
             self.leaderboard, self.validation_metric, self.split
+        ):
+            current.card["leaderboard"].append(component)
+        stories = sample_user_stories(
+            str(magicdir_path("data") / "encoded"), self.best_model, k=self.k, seed=self.seed
+        )
+        for component in run_report_components(
+            self.leaderboard, self.metric_curves, self.validation_metric, self.k, stories
         ):
             current.card["leaderboard"].append(component)
         print(
@@ -292,6 +314,25 @@ class TrainFlow(FlowSpec):
                 ]
             ].to_string(index=False)
         )
+        self.next(self.batch_score)
+
+    @step
+    def batch_score(self):
+        """Pre-compute the winner's top-K for every known user (the serving cache)."""
+        from reclab.batch_scoring import default_scores_location, publish_batch_scores
+
+        # The run's datastore decides where the cache goes: beside its artifacts by default.
+        datastore_type = self._datastore.TYPE
+        location = self.scores_dir or default_scores_location(
+            datastore_type,
+            self._datastore._storage_impl.datastore_root,
+            current.flow_name,
+            current.run_id,
+        )
+        written = publish_batch_scores(self.best_model, location, k=self.batch_k)
+        self.batch_scores_location = location
+        self.batch_scores_rows = written.rows
+        print(f"batch scores: {written.rows} rows for {written.users} users at {location}")
         self.next(self.end)
 
     @step

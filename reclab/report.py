@@ -6,6 +6,9 @@ Vega-Lite specs rendered by the card's bundled JavaScript: the card works offlin
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 
@@ -79,3 +82,214 @@ def _finite(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if value == value and abs(value) != float("inf") else None
+
+
+def _chart(title: str, data: list[dict], mark: Any, encoding: dict, width: int = 420) -> dict:
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "title": title,
+        "width": width,
+        "height": 260,
+        "data": {"values": data},
+        "mark": mark,
+        "encoding": encoding,
+    }
+
+
+def run_report_components(
+    leaderboard: pd.DataFrame,
+    metric_curves: pd.DataFrame,
+    validation_metric: str,
+    k: int,
+    stories: list[dict] | None = None,
+) -> list:
+    """The rest of the run report: curves, quality against fit time, bias, sample users.
+
+    Args:
+        leaderboard: From :func:`reclab.training.build_leaderboard` (best first).
+        metric_curves: From :func:`reclab.training.collect_metric_curves`.
+        validation_metric: The selection metric, e.g. ``ndcg_at_10``.
+        k: The leaderboard cutoff.
+        stories: From :func:`sample_user_stories`.
+
+    Returns:
+        Metaflow card components, in display order.
+    """
+    from metaflow.cards import Markdown, Table, VegaChart
+
+    components: list = []
+    best_per_family = leaderboard.drop_duplicates("family")[["candidate_id", "family"]]
+    curves = metric_curves[
+        metric_curves["candidate_id"].isin(best_per_family["candidate_id"])
+        & (metric_curves["window"] == "test")
+    ]
+    if not curves.empty:
+        components.append(
+            Markdown(
+                "## NDCG@K and Recall@K, K = 1..50 (test window)\n\nEach family's best "
+                "candidate by validation; same evaluator and protocol as the leaderboard."
+            )
+        )
+        points = [
+            {
+                "family": row.family,
+                "k": int(row.k),
+                "ndcg": _finite(row.ndcg),
+                "recall": _finite(row.recall),
+            }
+            for row in curves.itertuples()
+        ]
+        for metric in ("ndcg", "recall"):
+            components.append(
+                VegaChart(
+                    _chart(
+                        f"Test {metric.upper() if metric == 'ndcg' else 'Recall'}@K per family",
+                        points,
+                        {"type": "line", "point": True},
+                        {
+                            "x": {"field": "k", "type": "quantitative", "title": "K"},
+                            "y": {"field": metric, "type": "quantitative", "title": metric},
+                            "color": {"field": "family", "type": "nominal"},
+                        },
+                    )
+                )
+            )
+    column = f"valid_{validation_metric}"
+    scatter = [
+        {
+            "candidate": row["candidate_id"],
+            "family": row["family"],
+            "fit_seconds": _finite(row["fit_seconds"]),
+            "value": _finite(row[column]),
+        }
+        for _, row in leaderboard.iterrows()
+    ]
+    components.append(Markdown("## Quality against fit time"))
+    components.append(
+        VegaChart(
+            _chart(
+                f"Validation {validation_metric} against fit seconds (log scale)",
+                scatter,
+                {"type": "point", "filled": True, "size": 80},
+                {
+                    "x": {
+                        "field": "fit_seconds",
+                        "type": "quantitative",
+                        "scale": {"type": "log"},
+                        "title": "fit seconds",
+                    },
+                    "y": {"field": "value", "type": "quantitative", "title": column},
+                    "color": {"field": "family", "type": "nominal"},
+                    "tooltip": [{"field": "candidate"}, {"field": "value"}],
+                },
+            )
+        )
+    )
+    share = f"test_popular_share_at_{k}"
+    coverage = f"test_coverage_at_{k}"
+    if share in leaderboard and coverage in leaderboard:
+        bias = leaderboard.drop_duplicates("family")[
+            ["family", "candidate_id", coverage, share, f"test_ndcg_at_{k}"]
+        ].round(4)
+        components.append(
+            Markdown(
+                "## Coverage and popularity bias (test, best candidate per family)\n\n"
+                f"`{coverage}`: distinct recommended items / train items. `{share}`: share of "
+                "the recommendations that are among the top 1% most popular train items."
+            )
+        )
+        components.append(Table.from_dataframe(bias.reset_index(drop=True)))
+    for story in stories or []:
+        components.append(
+            Markdown(
+                f"## User {story['user_id']}: {story['n_train_items']} train items, "
+                f"{story['hits']} of the winner's top-{story['k']} watched in the test window"
+            )
+        )
+        for title, frame in (
+            ("Recent history (last train items)", story["history"]),
+            (f"Winner's recommendations ({story['family']}), hits marked", story["recommended"]),
+            ("Actually watched in the test window", story["actual"]),
+        ):
+            components.append(Markdown(f"**{title}**"))
+            components.append(Table.from_dataframe(frame))
+    return components
+
+
+def sample_user_stories(
+    encoded_dir: str, bundle: Any, n_users: int = 3, k: int = 10, seed: int = 0
+) -> list[dict]:
+    """A few test-window users with their recent history, the winner's list and what they watched.
+
+    Users are drawn (seeded) among those the evaluator scores on test: in train, with a test
+    item they did not have in train.
+    """
+    from reclab.encoded import load_train, load_window
+
+    train = load_train(encoded_dir, bundle.user_map, bundle.item_map)
+    test = load_window(encoded_dir, "test")
+    warm = test.user_idx >= 0
+    seen = train.seen
+    new_pair = np.zeros(len(test.user_idx), dtype=bool)
+    in_catalogue = warm & (test.item_idx < train.n_items)
+    new_pair[warm] = True
+    new_pair[in_catalogue] = ~np.asarray(
+        seen[test.user_idx[in_catalogue], test.item_idx[in_catalogue]]
+    ).ravel().astype(bool)
+    candidates = np.unique(test.user_idx[warm & new_pair])
+    if not candidates.size:
+        return []
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(candidates, size=min(n_users, candidates.size), replace=False))
+    metadata = bundle.item_metadata
+    titles = metadata["title"] if metadata is not None and "title" in metadata else None
+
+    def title_of(raw_ids: np.ndarray) -> list:
+        if titles is None:
+            return [""] * len(raw_ids)
+        return [titles.get(raw, "") for raw in raw_ids]
+
+    items, scores = bundle.model.recommend(chosen, k, exclude_seen=True)
+    stories = []
+    for row, user in enumerate(chosen):
+        mine = train.user_idx == user
+        order = np.argsort(-(train.ts[mine] if train.ts is not None else np.arange(mine.sum())))
+        last = train.item_idx[mine][order[:5]]
+        history = pd.DataFrame({"item_id": bundle.item_map.to_raw(last), "title": ""})
+        history["title"] = title_of(history["item_id"].to_numpy())
+        if train.ts is not None:
+            history["date"] = pd.to_datetime(train.ts[mine][order[:5]], unit="s").strftime(
+                "%Y-%m-%d"
+            )
+        watched_idx = np.unique(test.item_idx[test.user_idx == user])
+        known = watched_idx[watched_idx < train.n_items]
+        actual_ids = bundle.item_map.to_raw(known)
+        actual = pd.DataFrame({"item_id": actual_ids, "title": title_of(actual_ids)})
+        unseen = int((watched_idx >= train.n_items).sum())
+        if unseen:
+            actual.loc[len(actual)] = ["(new)", f"{unseen} item(s) not in the train catalogue"]
+        valid = items[row] >= 0
+        rec_ids = bundle.item_map.to_raw(items[row][valid])
+        hit = np.isin(items[row][valid], known)
+        recommended = pd.DataFrame(
+            {
+                "rank": np.arange(1, valid.sum() + 1),
+                "item_id": rec_ids,
+                "title": title_of(rec_ids),
+                "score": np.round(scores[row][valid].astype(float), 4),
+                "hit": np.where(hit, "HIT", ""),
+            }
+        )
+        stories.append(
+            {
+                "user_id": bundle.user_map.to_raw([user])[0],
+                "family": bundle.family,
+                "k": k,
+                "n_train_items": int(mine.sum()),
+                "hits": int(hit.sum()),
+                "history": history.astype({"item_id": str}),
+                "recommended": recommended.astype({"item_id": str}),
+                "actual": actual.astype({"item_id": str}),
+            }
+        )
+    return stories

@@ -9,7 +9,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +83,10 @@ class CandidateResult:
         fit_seconds: Wall time of ``fit``.
         recommend_seconds: Wall time spent in ``recommend`` during validation.
         model_payload: The fitted model, serialised with ``to_bytes``.
+        curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
+            ``k``, ``ndcg``, ``recall``), for the report.
+        diagnostics: ``test_popular_share_at_<k>``: share of the test recommendations that are
+            among the top 1% most popular train items (popularity bias).
     """
 
     candidate: dict
@@ -91,6 +95,8 @@ class CandidateResult:
     fit_seconds: float
     recommend_seconds: float
     model_payload: bytes
+    curves: pd.DataFrame | None = None
+    diagnostics: dict[str, float] = field(default_factory=dict)
 
 
 def train_and_evaluate(
@@ -170,6 +176,7 @@ def train_and_evaluate(
             results[name].metrics[metric_key("recall", k)],
             results[name].counts["evaluated_users"],
         )
+    curves, popular_share = metric_curves_and_popular_share(model, train, windows, k)
     return CandidateResult(
         candidate=candidate,
         valid=results["valid"],
@@ -177,7 +184,60 @@ def train_and_evaluate(
         fit_seconds=fit_seconds,
         recommend_seconds=recommend_seconds,
         model_payload=model.to_bytes(),
+        curves=curves,
+        diagnostics={f"test_popular_share_at_{k}": popular_share},
     )
+
+
+CURVE_KS = tuple(range(1, 51))
+
+
+def metric_curves_and_popular_share(
+    model: Any, train: Any, windows: dict, k: int
+) -> tuple[pd.DataFrame, float]:
+    """NDCG and recall at k = 1..50 on each window, and the test lists' popularity bias.
+
+    One ``recommend`` call at k = 50 per window, scored by the same evaluator as the
+    leaderboard (no bootstrap). Popularity bias is the share of the top-``k`` test
+    recommendations that fall among the top 1% train items by distinct users.
+    """
+    users_per_item = np.asarray(train.seen.sum(axis=0)).ravel()
+    n_popular = max(1, int(np.ceil(0.01 * train.n_items)))
+    popular = np.zeros(train.n_items, dtype=bool)
+    popular[np.argsort(-users_per_item, kind="stable")[:n_popular]] = True
+    test_lists: list[np.ndarray] = []
+
+    def recording_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = model.recommend(user_idx, kk, exclude_seen=True)
+        test_lists.append(items[:, :k])
+        return items, scores
+
+    rows = []
+    for name, window in windows.items():
+        result = evaluate(
+            recording_recommend if name == "test" else model.recommend,
+            train.user_idx,
+            train.item_idx,
+            window.user_idx,
+            window.item_idx,
+            n_users=train.n_users,
+            n_items=train.n_items,
+            ks=CURVE_KS,
+            bootstrap_samples=0,
+        )
+        for kk in CURVE_KS:
+            rows.append(
+                {
+                    "window": name,
+                    "k": kk,
+                    "ndcg": result.metrics[metric_key("ndcg", kk)],
+                    "recall": result.metrics[metric_key("recall", kk)],
+                }
+            )
+    listed = np.concatenate(test_lists).ravel() if test_lists else np.empty(0, dtype=np.int64)
+    listed = listed[listed >= 0]
+    popular_share = float(popular[listed].mean()) if listed.size else float("nan")
+    return pd.DataFrame(rows), popular_share
 
 
 def params_label(params: dict[str, Any]) -> str:
@@ -205,6 +265,7 @@ def build_leaderboard(results: list[CandidateResult], validation_metric: str) ->
             "params": params_label(result.candidate["params"]),
             **result.valid.as_row("valid"),
             **result.test.as_row("test"),
+            **result.diagnostics,
             "fit_seconds": result.fit_seconds,
             "recommend_seconds": result.recommend_seconds,
             "valid_evaluated_users": result.valid.counts["evaluated_users"],
@@ -272,6 +333,7 @@ def validate_run_parameters(
     validation_metric: str,
     bootstrap_samples: int,
     seed: int,
+    batch_k: int = 10,
 ) -> CheckedParameters:
     """Check every flow parameter cheaply, so bad input fails before any expensive work.
 
@@ -286,6 +348,8 @@ def validate_run_parameters(
         raise InputError(f"--bootstrap-samples must be >= 0, got {bootstrap_samples}")
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
+    if not 1 <= batch_k <= 1000:
+        raise InputError(f"--batch-k must be in 1..1000 (items per user cached), got {batch_k}")
     families = parse_model_list(models)
     validate_metric(validation_metric, k)
     validate_split_params(row_sampling, training_end_date or None, validation_end_date or None)
@@ -339,6 +403,7 @@ class RunSummary:
     valid_metrics: dict[str, float]
     test_metrics: dict[str, float]
     best_model_per_family: dict[str, Any]
+    metric_curves: pd.DataFrame
 
 
 def summarise_run(
@@ -389,4 +454,20 @@ def summarise_run(
         valid_metrics=dict(best.valid.metrics),
         test_metrics=dict(best.test.metrics),
         best_model_per_family=best_model_per_family,
+        metric_curves=collect_metric_curves(results),
     )
+
+
+def collect_metric_curves(results: list[CandidateResult]) -> pd.DataFrame:
+    """Every candidate's curves in one tidy frame: candidate_id, family, window, k, ndcg, recall."""
+    frames = [
+        result.curves.assign(
+            candidate_id=result.candidate["candidate_id"], family=result.candidate["family"]
+        )
+        for result in results
+        if result.curves is not None
+    ]
+    columns = ["candidate_id", "family", "window", "k", "ndcg", "recall"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]

@@ -228,6 +228,7 @@ def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
         "train_gpu",
         "collect_gpu",
         "join",
+        "batch_score",
         "end",
     }
     assert set(states) == steps

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import DATASTORE_ROOT, REPO_ROOT, run_flow
+from tests.conftest import REPO_ROOT, point_client_at_session_datastore, run_flow
 
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds"]
 
@@ -153,7 +153,7 @@ def test_code_package_holds_every_module_and_sql_file() -> None:
 @pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime")
 def test_als_spark_engine_trains_in_the_flow(ml100k_dir) -> None:
     """``--models als --als-engine spark`` trains every ALS grid point with pyspark.ml."""
-    from metaflow import Flow, metadata, namespace
+    from metaflow import Flow
 
     result = run_flow(
         "run",
@@ -169,9 +169,67 @@ def test_als_spark_engine_trains_in_the_flow(ml100k_dir) -> None:
         "1",
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
-    metadata(f"local@{DATASTORE_ROOT}")
-    namespace(None)
+    point_client_at_session_datastore()
     board = Flow("TrainFlow").latest_successful_run.data.leaderboard
     assert set(board["family"]) == {"als"}
     assert all(json.loads(p)["engine"] == "spark" for p in board["params"])
     assert board["valid_ndcg_at_10"].between(0.02, 1).all()
+
+
+def _card_content(run) -> tuple[str, str]:
+    import base64
+    import re
+
+    from metaflow.cards import get_cards
+
+    html = get_cards(run["join"].task, id="leaderboard")[0].get()
+    payload = re.search(r'window.__MF_DATA__\[[^\]]+\] = "([A-Za-z0-9+/=]+)"', html).group(1)
+    return html, base64.b64decode(payload).decode()
+
+
+def test_card_reads_alone_and_renders_offline(run) -> None:
+    html, content = _card_content(run)
+    for section in (
+        "NDCG@K and Recall@K, K = 1..50 (test window)",
+        "Quality against fit time",
+        "Coverage and popularity bias",
+        "Recent history (last train items)",
+        "Actually watched in the test window",
+        "test_popular_share_at_10",
+    ):
+        assert section in content, section
+    assert content.count('"type": "vegaChart"') >= 4
+    # Sample users carry titles (MovieLens item metadata) and the hit marks.
+    assert "(1977)" in content or "(1996)" in content or "(1997)" in content
+    # No external scripts: Vega and the card's JavaScript are inlined in the HTML.
+    import re
+
+    assert not re.search(r"<script[^>]+src=", html)
+    assert 'src="http' not in html
+
+
+def test_metric_curves_agree_with_the_leaderboard(run) -> None:
+    curves = run.data.metric_curves
+    board = run.data.leaderboard.set_index("candidate_id")
+    assert set(curves["k"]) == set(range(1, 51))
+    assert set(curves["candidate_id"]) == set(board.index)
+    at_10 = curves[curves["k"] == 10]
+    for row in at_10.itertuples():
+        for metric in ("ndcg", "recall"):
+            expected = board.loc[row.candidate_id, f"{row.window}_{metric}_at_10"]
+            assert getattr(row, metric) == pytest.approx(expected, abs=1e-12, nan_ok=True)
+    assert board["test_popular_share_at_10"].between(0, 1).all()
+
+
+def test_batch_scores_hold_every_known_users_top_k(run) -> None:
+    from reclab.batch_scoring import read_batch_scores
+
+    frame = read_batch_scores(run.data.batch_scores_location)
+    bundle = run.data.best_model
+    assert run.data.batch_scores_rows == len(frame) == 10 * len(bundle.user_map)
+    assert set(frame["user_id"]) == set(bundle.user_map.raw_ids.tolist())
+    for user_id in (1, 196, 405):
+        rows = frame[frame["user_id"] == user_id]
+        expected = bundle.recommend(user_id, k=10)
+        assert rows["rank"].tolist() == list(range(1, 11))
+        assert rows["item_id"].tolist() == expected["item_id"].tolist()

@@ -31,7 +31,13 @@ out = Path(tempfile.mkdtemp())
 extract_archive(task[artifact_name("data")].data, out)
 board = run.data.leaderboard
 recs = run.data.best_model.recommend(196, k=5)
+from metaflow import S3
+with S3(s3root=run.data.batch_scores_location) as s3:
+    score_keys = sorted(obj.key for obj in s3.list_recursive())
 print(json.dumps({
+    "batch_scores_location": run.data.batch_scores_location,
+    "batch_scores_rows": run.data.batch_scores_rows,
+    "batch_score_keys": score_keys,
     "ds_type": task.metadata_dict.get("ds-type"),
     "ds_root": task.metadata_dict.get("ds-root"),
     "magicdir_files": sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet")),
@@ -85,3 +91,11 @@ def test_leaderboard_and_best_model_round_trip(s3_run) -> None:
     assert s3_run["families"] == ["popularity", "random"]
     assert s3_run["best_model_name"] == s3_run["top_family"] == "popularity"
     assert s3_run["recommended"] == 5
+
+
+def test_batch_scores_are_uploaded_beside_the_run(s3_run) -> None:
+    assert s3_run["batch_scores_location"].startswith(f"s3://{BUCKET}/metaflow/TrainFlow/")
+    assert s3_run["batch_scores_rows"] > 0
+    assert s3_run["batch_score_keys"] and all(
+        key.startswith("bucket=") and key.endswith(".parquet") for key in s3_run["batch_score_keys"]
+    )
