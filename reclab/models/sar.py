@@ -90,6 +90,12 @@ class SARRecommender(Recommender):
     can_find_similar = True
     can_explain = True
     item_block: ClassVar[int] = 4096  # items per block of co-occurrence rows built at once
+    # Scores come from a dense copy of the similarity when it costs little memory: a mostly
+    # dense co-occurrence (ML-100k: 69% non-zero) makes sparse @ sparse several times slower
+    # than sparse @ dense. Dense float32 costs at most twice the CSR (8 bytes a non-zero) at
+    # density 0.25, and any catalogue up to 4,096 items is at most 64 MB.
+    dense_scoring_min_density: ClassVar[float] = 0.25
+    dense_scoring_max_small_bytes: ClassVar[int] = 64 << 20
 
     def __init__(
         self,
@@ -127,6 +133,12 @@ class SARRecommender(Recommender):
         self.item_frequencies: np.ndarray | None = None
         self.decay_reference_time: float | None = None
         self._cooccurs: sp.csr_matrix | None = None  # mutual_information only: C_ij > 0
+        self._dense_similarity: np.ndarray | None = None  # scoring cache, never pickled
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_dense_similarity"] = None
+        return state
 
     def _fit(self, train: TrainData) -> None:
         start = time.perf_counter()
@@ -148,6 +160,8 @@ class SARRecommender(Recommender):
             time.perf_counter() - sim_start,
             time.perf_counter() - start,
         )
+        self._dense_similarity = None
+        self._scoring_similarity()  # built once here rather than in the first recommend
 
     def _affinity(self, train: TrainData) -> sp.csr_matrix:
         """Users x items affinity: summed (decayed) interaction values, float32 CSR."""
@@ -242,9 +256,28 @@ class SARRecommender(Recommender):
             out.eliminate_zeros()
         return out
 
+    def _scoring_similarity(self) -> sp.csr_matrix | np.ndarray:
+        """The similarity scores are computed with: a cached dense copy when it is cheap."""
+        if self._dense_similarity is not None:
+            return self._dense_similarity
+        similarity = self.item_similarity
+        n_items = similarity.shape[0]
+        dense_bytes = 4 * n_items * n_items
+        density = similarity.nnz / max(1, n_items * n_items)
+        if (
+            density >= self.dense_scoring_min_density
+            or dense_bytes <= self.dense_scoring_max_small_bytes
+        ):
+            self._dense_similarity = similarity.toarray()
+            return self._dense_similarity
+        return similarity
+
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
         affinity = self.affinity[user_idx]
-        scores = (affinity @ self.item_similarity).toarray().astype(np.float32, copy=False)
+        scores = affinity @ self._scoring_similarity()
+        scores = (scores.toarray() if sp.issparse(scores) else scores).astype(
+            np.float32, copy=False
+        )
         if self._cooccurs is not None:
             # the library's dense MI is -inf where C_kj = 0, and one -inf term makes the sum -inf
             pattern = affinity.copy()
