@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reclab.models.base import TrainData, top_k
 from reclab.models.baselines import PopularityRecommender, RandomRecommender
@@ -80,3 +81,29 @@ def test_top_k_on_large_tied_matrices_equals_a_full_sort() -> None:
         expected = np.lexsort((index_key, -scores), axis=1)[:, :10]
         np.testing.assert_array_equal(items, expected)
         np.testing.assert_array_equal(values, np.take_along_axis(scores, expected, axis=1))
+
+
+def _full_sort_top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition: NaN is -inf, score descending then index ascending, -inf is padding."""
+    clean = np.where(np.isnan(scores), -np.inf, scores)
+    index_key = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.lexsort((index_key, -clean), axis=1)[:, :k]
+    values = np.take_along_axis(clean, order, axis=1).astype(np.float32)
+    items = np.where(np.isfinite(values), order, -1)
+    return items, np.where(np.isfinite(values), values, -np.inf)
+
+
+@pytest.mark.parametrize("n_items", [30, 5_001])  # NumPy path, then torch's (>= 1M scores)
+def test_top_k_with_ties_nan_and_inf_equals_the_full_sort(n_items) -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 6, size=(200, n_items)).astype(np.float32)  # ties everywhere
+    scores[rng.random(scores.shape) < 0.2] = -np.inf
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    scores[0, :] = -np.inf  # nothing to recommend
+    scores[1, :] = np.nan
+    scores[2, 3:] = -np.inf  # fewer than k allowed
+    for k in (1, 4, 10, 29):
+        items, values = top_k(scores, k)
+        expected_items, expected_values = _full_sort_top_k(scores, k)
+        np.testing.assert_array_equal(items, expected_items)
+        np.testing.assert_array_equal(values, expected_values)

@@ -349,7 +349,7 @@ def _writable_scores(scores: np.ndarray) -> np.ndarray:
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise top-k of a dense score matrix, best first; -inf entries become padding.
 
-    Ties are broken by the smaller item index, so results are deterministic.
+    Ties are broken by the smaller item index, so results are deterministic. NaN counts as -inf.
 
     Args:
         scores: float array (n, n_items); -inf marks items that must not be recommended.
@@ -358,25 +358,28 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Returns:
         (item_idx int64 (n, k), scores float32 (n, k)); item -1 where fewer than k are allowed.
     """
-    if scores.size and np.isnan(scores.min()):  # min propagates NaN: one pass, no copy
-        scores = np.where(np.isnan(scores), -np.inf, scores)
     n, n_items = scores.shape
     kk = min(k, n_items)
     if kk < n_items:
-        candidates = _top_k_candidates(scores, kk)
-        candidate_scores = np.take_along_axis(scores, candidates, axis=1)
-        # argpartition picks arbitrarily among items tied with the k-th score; redo those rows
-        # with a full sort so the smaller index always wins.
-        kth = candidate_scores.min(axis=1, keepdims=True)
-        tied_rows = np.nonzero((scores == kth).sum(axis=1) > (candidate_scores == kth).sum(axis=1))[
-            0
-        ]
+        candidates, candidate_scores = _top_k_plus_one(scores, kk)
+        if np.isnan(candidate_scores).any():
+            scores = np.where(np.isnan(scores), -np.inf, scores)
+            candidates, candidate_scores = _top_k_plus_one(scores, kk)
+        # The k+1 best are sorted by score: unless the k-th and the (k+1)-th are tied, the first
+        # k are exactly the items scoring at least the k-th score. Rows with a tie across that
+        # boundary get a full sort, so the smaller index always wins.
+        tied_rows = np.nonzero(
+            (candidate_scores[:, kk - 1] == candidate_scores[:, kk])
+            & np.isfinite(candidate_scores[:, kk - 1])
+        )[0]
+        candidates, candidate_scores = candidates[:, :kk], candidate_scores[:, :kk]
         if tied_rows.size:
             index_key = np.broadcast_to(np.arange(n_items), (tied_rows.size, n_items))
             full_order = np.lexsort((index_key, -scores[tied_rows]), axis=1)[:, :kk]
             candidates[tied_rows] = full_order
             candidate_scores[tied_rows] = np.take_along_axis(scores[tied_rows], full_order, axis=1)
     else:
+        scores = np.where(np.isnan(scores), -np.inf, scores)
         candidates = np.tile(np.arange(n_items), (n, 1))
         candidate_scores = scores
     # lexsort's last key is the primary one: score descending, then item index ascending
@@ -397,11 +400,11 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 _TORCH_TOP_K_MIN_SIZE = 1_000_000
 
 
-def _top_k_candidates(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of k largest scores per row, in no particular order.
+def _top_k_plus_one(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k + 1 best columns of each row and their scores, sorted by score (ties in any order).
 
-    Any valid top-k set will do: ``top_k`` then orders the candidates and re-ranks rows where
-    ties at the k-th score could have been cut either way.
+    Needs k < n_items. A NaN in a row shows up among its returned scores unless the row has
+    k + 1 scores that are not NaN (NumPy sorts NaN last; torch takes NaN for the largest).
     """
     if scores.size >= _TORCH_TOP_K_MIN_SIZE:
         try:
@@ -409,9 +412,12 @@ def _top_k_candidates(scores: np.ndarray, k: int) -> np.ndarray:
         except ImportError:  # torch is in the pinned stack; NumPy is the slower fallback
             torch = None
         if torch is not None:
-            values = torch.from_numpy(np.ascontiguousarray(scores))
-            return torch.topk(values, k, dim=1, sorted=False).indices.numpy().astype(np.int64)
-    return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            top = torch.topk(torch.from_numpy(np.ascontiguousarray(scores)), k + 1, dim=1)
+            return top.indices.numpy().astype(np.int64), top.values.numpy()
+    candidates = np.argpartition(-scores, (k - 1, k), axis=1)[:, : k + 1]
+    values = np.take_along_axis(scores, candidates, axis=1)
+    order = np.argsort(-values, axis=1, kind="stable")
+    return np.take_along_axis(candidates, order, axis=1), np.take_along_axis(values, order, axis=1)
 
 
 def explain_item_item(
