@@ -43,8 +43,14 @@ import tempfile
 import time
 from typing import Any
 
+# The single-node engine's library is imported with the module (as torch is by NCF), so a first
+# fit pays no import; pyspark, needed by one engine only and slow to import, stays lazy.
+import implicit.gpu
 import numpy as np
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+from threadpoolctl import threadpool_limits
 
 from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
 
@@ -260,9 +266,6 @@ class ALSRecommender(Recommender):
         return cosine_similarity_scores(self.item_factors, int(item_idx))
 
     def _fit_implicit(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        import implicit.gpu
-        from threadpoolctl import threadpool_limits
-
         gpu = _implicit_gpu_available() if self.use_gpu is None else bool(self.use_gpu)
         if gpu and not _implicit_gpu_available():
             raise ValueError("use_gpu=True but implicit has no CUDA support or sees no GPU")
@@ -279,8 +282,6 @@ class ALSRecommender(Recommender):
                     random_state=self.seed,
                 )
             else:
-                from implicit.cpu.als import AlternatingLeastSquares
-
                 model = AlternatingLeastSquares(
                     factors=self.factors,
                     regularization=self.regularization,
@@ -401,8 +402,6 @@ def preference_weights(
         ones.data = np.ones_like(ones.data)
         return ones
     if weighting in ("bm25", "tfidf"):
-        from implicit.nearest_neighbours import bm25_weight, tfidf_weight
-
         item_users = matrix.T.tocsr()
         if weighting == "bm25":
             weighted = bm25_weight(item_users, K1=bm25_k1, B=bm25_b)
@@ -482,6 +481,4 @@ def _collect_factors(factors_frame: Any, n: int, rank: int) -> np.ndarray:
 
 def _implicit_gpu_available() -> bool:
     """True when ``implicit`` was built with CUDA, ``rmm`` is installed and a GPU is visible."""
-    import implicit.gpu
-
     return bool(implicit.gpu.HAS_CUDA)
