@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,21 @@ RUNS: tuple[Run, ...] = (
         scale=True,
     ),
     Run(
+        "ncf",
+        "ncf",
+        "ncf neumf 16/64-32-16, 4 neg, 10 ep",
+        "reclab.models.ncf:NCFRecommender",
+        {"seed": 42, "device": "cpu", "num_threads": 1},
+        ["reference_ncf.py", "--seed", "42", "--threads", "1"],
+    ),
+    Run(
+        "two_tower",
+        "two_tower",
+        "two_tower merlin, dim 64, logQ, adam 3e-3",
+        "reclab.models.two_tower:TwoTowerRecommender",
+        {"seed": 42},
+    ),
+    Run(
         "popularity",
         "popularity",
         "popularity (train counts)",
@@ -198,7 +214,12 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
         n_users=int(meta["n_users"]),
         n_items=int(meta["n_items"]),
         item_ids=np.load(input_dir / "item_ids.npy", allow_pickle=True),
+        nvt_dir=meta.get("nvt_dir"),
     )
+    # As in the flow: the validation window is there for families that early-stop on it.
+    valid = pd.read_parquet(input_dir / "valid.parquet")
+    train.valid_user_idx = valid["user_idx"].to_numpy(dtype=np.int64)
+    train.valid_item_idx = valid["item_idx"].to_numpy(dtype=np.int64)
     model = cls(**params)
     with PeakMemory() as memory:
         _, fit_seconds = timed(model.fit, train)
@@ -271,7 +292,15 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ]
     users = np.unique(np.concatenate([w[w >= 0].to_numpy(dtype=np.int64) for w in warm]))
     pd.DataFrame({"user_idx": users}).to_parquet(inputs / "users.parquet", index=False)
-    meta = {"n_users": len(built.user_map), "n_items": len(built.item_map), "k": args.k}
+    pd.read_parquet(encoded / "valid.parquet", columns=["user_idx", "item_idx"]).to_parquet(
+        inputs / "valid.parquet", index=False
+    )
+    meta = {
+        "n_users": len(built.user_map),
+        "n_items": len(built.item_map),
+        "k": args.k,
+        "nvt_dir": str(work / "built" / "nvt"),
+    }
     (inputs / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     np.save(inputs / "item_ids.npy", np.asarray(built.item_map.raw_ids), allow_pickle=True)
     log(f"benchmark inputs: {len(train)} train rows, {len(users)} warm users to recommend for")
@@ -326,6 +355,44 @@ def run_subprocess(command: list[str], out_dir: Path, timeout: float) -> tuple[d
     return stats, ""
 
 
+Job = tuple[Callable[[Path], list[str]], Path]  # (command for an output dir, first output dir)
+
+
+def run_interleaved(jobs: list[Job], repeats: int, timeout: float) -> list[tuple[dict | None, str]]:
+    """Run each job ``repeats`` times in fresh processes, alternating jobs; median timings.
+
+    Ours and the reference take turns (ours, reference, ours, ...), so a slow spell of the
+    machine hits both. The lists of the first repeat stay in each job's output dir; later
+    repeats write beside it. Fit and recommend seconds are the medians over the repeats (each
+    repeat's are kept too), peak memory the largest peak. A job that fails stops repeating.
+    """
+    collected: list[list[dict]] = [[] for _ in jobs]
+    failures = [""] * len(jobs)
+    for repeat in range(repeats):
+        for index, (make_command, out_dir) in enumerate(jobs):
+            if failures[index]:
+                continue
+            target = out_dir if repeat == 0 else out_dir.with_name(f"{out_dir.name}.r{repeat}")
+            stats, failure = run_subprocess(make_command(target), target, timeout)
+            if stats is None:
+                failures[index] = f"repeat {repeat + 1}: {failure}"
+            else:
+                collected[index].append(stats)
+    results: list[tuple[dict | None, str]] = []
+    for all_stats, failure in zip(collected, failures, strict=True):
+        if failure:
+            results.append((None, failure))
+            continue
+        merged = dict(all_stats[0])
+        for key in ("fit_seconds", "recommend_seconds"):
+            values = [stats[key] for stats in all_stats]
+            merged[key] = float(np.median(values))
+            merged[f"{key}_repeats"] = values
+        merged["peak_rss_mb"] = max(stats["peak_rss_mb"] for stats in all_stats)
+        results.append((merged, ""))
+    return results
+
+
 def evaluate_lists(lists: np.ndarray, prepared: dict[str, Any], k: int) -> dict[str, float]:
     """Valid/test NDCG@k and Recall@k of precomputed top-k lists, with our evaluator."""
     from reclab.evaluation import evaluate
@@ -375,10 +442,21 @@ def skip_reason(run: Run) -> str | None:
     return None
 
 
+def reference_status(run: Run, args: argparse.Namespace, ref_error: str | None) -> str:
+    """Empty when the reference of ``run`` is to be measured, else why not."""
+    if not run.reference:
+        return "no reference"
+    if args.no_reference:
+        return "skipped: --no-reference"
+    if run.reference_venv == "reference" and ref_error:
+        return f"skipped: {ref_error}"
+    return ""
+
+
 def measure(
     run: Run, prepared: dict[str, Any], work: Path, args: argparse.Namespace, ref_error: str | None
 ) -> dict[str, Any]:
-    """Our run and its reference, each in a fresh process, scored by our evaluator."""
+    """Our run and its reference, each in fresh processes, scored by our evaluator."""
     k = args.k
     row: dict[str, Any] = {"run": run.name, "family": run.family, "settings": run.label}
     reason = skip_reason(run)
@@ -386,17 +464,37 @@ def measure(
         log(f"{run.name}: SKIPPED ({reason})")
         return {**row, "status": f"skipped: {reason}"}
     out = work / "out" / run.name
-    log(f"{run.name}: ours ({run.target}) ...")
-    command = [
-        sys.executable,
-        str(BENCH_DIR / "families.py"),
-        "--worker",
-        run.target,
-        json.dumps(run.params),
-        str(prepared["input_dir"]),
-        str(out),
-    ]
-    stats, failure = run_subprocess(command, out, args.timeout)
+    ref_out = work / "out" / f"{run.name}.reference"
+    python = sys.executable
+    if run.reference_venv == "reference":
+        python = str(REFERENCE_VENV / "bin" / "python")
+
+    def ours_command(target: Path) -> list[str]:
+        return [
+            sys.executable,
+            str(BENCH_DIR / "families.py"),
+            "--worker",
+            run.target,
+            json.dumps(run.params),
+            str(prepared["input_dir"]),
+            str(target),
+        ]
+
+    def reference_command(target: Path) -> list[str]:
+        script = str(BENCH_DIR / run.reference[0])
+        return [python, script, str(prepared["input_dir"]), str(target), *run.reference[1:]]
+
+    ref_skipped = reference_status(run, args, ref_error)
+    jobs: list[Job] = [(ours_command, out)] + (
+        [] if ref_skipped else [(reference_command, ref_out)]
+    )
+    log(
+        f"{run.name}: ours ({run.target})"
+        + ("" if ref_skipped else f" and reference ({run.reference[0]})")
+        + f", {args.repeats} repeat(s) ..."
+    )
+    results = run_interleaved(jobs, args.repeats, args.timeout)
+    stats, failure = results[0]
     if stats is None:
         log(f"{run.name}: ours FAILED ({failure})")
         return {**row, "status": f"failed: {failure}"}
@@ -407,24 +505,12 @@ def measure(
         f"{stats['recommend_seconds']:.2f} s, peak {stats['peak_rss_mb']:.0f} MB, "
         f"valid ndcg {row['valid_ndcg']:.4f}, test ndcg {row['test_ndcg']:.4f}"
     )
-    if not run.reference:
-        row["ref_status"] = "no reference"
+    if ref_skipped:
+        if ref_skipped != "no reference":
+            log(f"{run.name}: reference {ref_skipped}")
+        row["ref_status"] = ref_skipped
         return row
-    if args.no_reference:
-        row["ref_status"] = "skipped: --no-reference"
-        return row
-    if run.reference_venv == "reference":
-        if ref_error:
-            log(f"{run.name}: reference SKIPPED ({ref_error})")
-            row["ref_status"] = f"skipped: {ref_error}"
-            return row
-        python = str(REFERENCE_VENV / "bin" / "python")
-    else:
-        python = sys.executable
-    ref_out = work / "out" / f"{run.name}.reference"
-    log(f"{run.name}: reference ({run.reference[0]}) ...")
-    command = [python, str(BENCH_DIR / run.reference[0]), str(prepared["input_dir"]), str(ref_out)]
-    ref_stats, failure = run_subprocess(command + run.reference[1:], ref_out, args.timeout)
+    ref_stats, failure = results[1]
     if ref_stats is None:
         log(f"{run.name}: reference FAILED ({failure})")
         row["ref_status"] = f"failed: {failure}"
@@ -451,6 +537,8 @@ def _figures(prefix: str, stats: dict, metrics: dict) -> dict[str, Any]:
     figures[f"{prefix}fit_seconds"] = stats["fit_seconds"]
     figures[f"{prefix}recommend_seconds"] = stats["recommend_seconds"]
     figures[f"{prefix}peak_rss_mb"] = stats["peak_rss_mb"]
+    figures[f"{prefix}fit_seconds_repeats"] = stats.get("fit_seconds_repeats")
+    figures[f"{prefix}recommend_seconds_repeats"] = stats.get("recommend_seconds_repeats")
     figures[f"{prefix}notes"] = stats["notes"]
     return figures
 
@@ -534,6 +622,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measured run")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="fresh runs per measurement; median timings"
+    )
     parser.add_argument("--no-reference", action="store_true", help="only our implementations")
     parser.add_argument("--keep-work-dir", action="store_true", help="keep the temporary files")
     parser.add_argument("--results-dir", default=str(RESULTS_DIR))
@@ -542,6 +633,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be >= 1, got {args.repeats}")
     runs = select_runs(args.families, bool(args.synthetic_rows))
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
@@ -580,6 +673,8 @@ def main(argv: list[str] | None = None) -> None:
         "header": header,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {"cpus": os.cpu_count()},
+        "repeats": args.repeats,
+        "load_average": os.getloadavg(),
         "memory_method": "RSS delta over the pre-fit RSS, process + children (bench_io.py)",
         "rows": rows,
         "table": table,

@@ -3,10 +3,11 @@
 Why this script exists: ``reclab.models.ncf.NCFRecommender`` must match a straightforward
 NeuMF written without any of our code (16-dim GMF, 32-dim MLP embeddings, MLP 64-32-16, 4
 uniform negatives per positive, redrawn when they are among the user's positives unless
-``--no-reject``, 10 epochs, Adam 1e-3, batch 1024, BCE on logits). This script
-is that NeuMF; only the split, the id encoding and the evaluator are ours, so the numbers mean
-the same as the pipeline's. With ``--ours`` it also fits ``NCFRecommender`` with the same
-seeds and prints the fit-time ratio ours / reference.
+``--no-reject``, 10 epochs, Adam 1e-3, batch 1024, BCE on logits). This script trains that
+NeuMF (``reference_ncf.py``, the one ``families.py`` compares with) over several seeds; only the
+split, the id encoding and the evaluator are ours, so the numbers mean the same as the
+pipeline's. With ``--ours`` it also fits ``NCFRecommender`` with the same seeds and prints the
+fit-time ratio ours / reference.
 
 Split: global time windows at 1998-03-07 / 1998-03-31 (00:00 UTC); full-catalogue ranking with
 the user's train items removed; NDCG@10.
@@ -29,9 +30,8 @@ import torch  # before TensorFlow (imported by the workflow builder)
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from torch import nn  # noqa: E402
+from reference_ncf import fit_reference  # noqa: E402
 
 from reclab.encoded import load_train, load_window  # noqa: E402
 from reclab.evaluation import evaluate  # noqa: E402
@@ -55,74 +55,6 @@ def load_split(data_dir: Path):
     encoded = out / "encoded"
     train = load_train(encoded, built.user_map, built.item_map)
     return train, load_window(encoded, "valid"), load_window(encoded, "test")
-
-
-class NeuMF(nn.Module):
-    def __init__(self, n_users, n_items, mf_dim=16, layers=(64, 32, 16)):
-        super().__init__()
-        self.mf_u, self.mf_i = nn.Embedding(n_users, mf_dim), nn.Embedding(n_items, mf_dim)
-        self.mlp_u = nn.Embedding(n_users, layers[0] // 2)
-        self.mlp_i = nn.Embedding(n_items, layers[0] // 2)
-        self.mlp = nn.Sequential(
-            *[
-                m
-                for a, b in zip(layers[:-1], layers[1:], strict=True)
-                for m in (nn.Linear(a, b), nn.ReLU())
-            ]
-        )
-        self.final = nn.Linear(mf_dim + layers[-1], 1)
-        for emb in (self.mf_u, self.mf_i, self.mlp_u, self.mlp_i):
-            nn.init.normal_(emb.weight, std=0.01)
-
-    def forward(self, u, i):
-        mf = self.mf_u(u) * self.mf_i(i)
-        mlp = self.mlp(torch.cat([self.mlp_u(u), self.mlp_i(i)], dim=1))
-        return self.final(torch.cat([mf, mlp], dim=1)).squeeze(1)
-
-
-def fit_reference(train, seed, reject, epochs=10, negatives=4, batch_size=1024, lr=1e-3):
-    torch.manual_seed(seed)
-    n_users, n_items = train.n_users, train.n_items
-    pairs = np.unique(np.stack([train.user_idx, train.item_idx], axis=1), axis=0)
-    pos_u, pos_i = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
-    keys = pairs[:, 0] * n_items + pairs[:, 1]
-    model = NeuMF(n_users, n_items)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
-        neg_u = pos_u.repeat_interleave(negatives)
-        neg_i = torch.randint(0, n_items, (len(neg_u),))
-        while reject:  # redraw negatives that are the user's positives
-            clash = torch.from_numpy(np.isin(neg_u.numpy() * n_items + neg_i.numpy(), keys))
-            if not clash.any():
-                break
-            neg_i[clash] = torch.randint(0, n_items, (int(clash.sum()),))
-        u, i = torch.cat([pos_u, neg_u]), torch.cat([pos_i, neg_i])
-        y = torch.cat([torch.ones(len(pos_u)), torch.zeros(len(neg_u))])
-        perm = torch.randperm(len(y))
-        u, i, y = u[perm], i[perm], y[perm]
-        for s in range(0, len(y), batch_size):
-            loss = loss_fn(
-                model(u[s : s + batch_size], i[s : s + batch_size]), y[s : s + batch_size]
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    seen = train.seen.tocsr()
-
-    @torch.no_grad()
-    def recommend(user_idx, k):
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        u = torch.from_numpy(user_idx).repeat_interleave(n_items)
-        i = torch.arange(n_items).repeat(len(user_idx))
-        scores = model(u, i).reshape(len(user_idx), n_items).numpy().copy()
-        rows = seen[user_idx].tocoo()
-        scores[rows.row, rows.col] = -np.inf
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        return top, np.take_along_axis(scores, top, axis=1)
-
-    return recommend
 
 
 def ndcg(recommend, train, window):
@@ -163,7 +95,14 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         started = time.perf_counter()
-        recommend = fit_reference(train, seed, reject=not args.no_reject)
+        recommend = fit_reference(
+            train.user_idx,
+            train.item_idx,
+            train.n_users,
+            train.n_items,
+            seed,
+            reject=not args.no_reject,
+        )
         fit_s = time.perf_counter() - started
         rows.append(
             ("reference", seed, ndcg(recommend, train, valid), ndcg(recommend, train, test), fit_s)
