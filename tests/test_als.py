@@ -213,3 +213,14 @@ def test_tfidf_weights_match_hand_computation() -> None:
 def test_bad_parameters_raise(params: dict) -> None:
     with pytest.raises(ValueError):
         ALSRecommender(**params)
+
+
+@pytest.mark.parametrize("weighting", ["none", "linear", "bm25", "tfidf"])
+def test_fit_leaves_the_train_matrix_alone(weighting: str) -> None:
+    # The confidence matrix is computed in place on the weights: never on the train data's.
+    train, _, _ = block_diagonal()
+    before = train.matrix.copy()
+    ALSRecommender(factors=3, iterations=2, alpha=5.0, weighting=weighting).fit(train)
+    assert (train.matrix != before).nnz == 0
+    weights = preference_weights(train.matrix, weighting)
+    assert not np.shares_memory(weights.data, train.matrix.data)

@@ -50,11 +50,14 @@ import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
 
 logger = logging.getLogger(__name__)
+
+# One scan of the loaded BLAS libraries per process, not one per fit (threadpool_limits rescans).
+_THREADPOOLS = ThreadpoolController()
 
 ENGINES = ("implicit", "spark")
 WEIGHTINGS = ("bm25", "tfidf", "linear", "none")
@@ -269,10 +272,10 @@ class ALSRecommender(Recommender):
         gpu = _implicit_gpu_available() if self.use_gpu is None else bool(self.use_gpu)
         if gpu and not _implicit_gpu_available():
             raise ValueError("use_gpu=True but implicit has no CUDA support or sees no GPU")
-        confidence = confidence_matrix(weights, self.alpha)
+        confidence = confidence_matrix(weights, self.alpha, copy=False)  # weights is ours
         # implicit parallelises with its own threads; a multi-threaded BLAS underneath it only
         # oversubscribes the cores (implicit warns about OpenBLAS threads), so pin BLAS to 1.
-        with threadpool_limits(1, "blas"):
+        with _THREADPOOLS.limit(limits=1, user_api="blas"):
             if gpu:
                 model = implicit.gpu.als.AlternatingLeastSquares(
                     factors=self.factors,
@@ -388,7 +391,7 @@ def preference_weights(
         bm25_b: BM25 ``B``.
 
     Returns:
-        User x item float32 CSR matrix with the same non-zero pattern.
+        A new user x item float32 CSR matrix with the same non-zero pattern.
 
     Raises:
         ValueError: If ``weighting`` is unknown.
@@ -396,13 +399,13 @@ def preference_weights(
     matrix = sp.csr_matrix(matrix, dtype=np.float32)
     matrix.sum_duplicates()
     if weighting == "linear":
-        return matrix
+        return matrix.copy()  # never the caller's matrix: confidence_matrix may overwrite it
     if weighting == "none":
         ones = matrix.copy()
         ones.data = np.ones_like(ones.data)
         return ones
     if weighting in ("bm25", "tfidf"):
-        item_users = matrix.T.tocsr()
+        item_users = matrix.T  # a CSC view: the weighting functions convert to COO themselves
         if weighting == "bm25":
             weighted = bm25_weight(item_users, K1=bm25_k1, B=bm25_b)
         else:
@@ -411,17 +414,18 @@ def preference_weights(
     raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
 
 
-def confidence_matrix(weights: sp.csr_matrix, alpha: float) -> sp.csr_matrix:
+def confidence_matrix(weights: sp.csr_matrix, alpha: float, copy: bool = True) -> sp.csr_matrix:
     """Confidence ``c_ui = 1 + alpha * w_ui`` on the observed pairs (what Spark computes).
 
     Args:
         weights: User x item preference weights from :func:`preference_weights`.
         alpha: Confidence slope.
+        copy: False overwrites ``weights`` (when the caller owns it) instead of copying it.
 
     Returns:
         User x item float32 CSR matrix of confidences, same non-zero pattern.
     """
-    confidence = sp.csr_matrix(weights, dtype=np.float32, copy=True)
+    confidence = sp.csr_matrix(weights, dtype=np.float32, copy=copy)
     confidence.data = (1.0 + alpha * np.abs(confidence.data)).astype(np.float32)
     return confidence
 
