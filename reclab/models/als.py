@@ -52,7 +52,12 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 from threadpoolctl import ThreadpoolController
 
-from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
+from reclab.models.base import (
+    Recommender,
+    TrainData,
+    cosine_similarity_scores,
+    dot_product_scores,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +102,7 @@ class ALSRecommender(Recommender):
     family = "als"
     can_fold_in = True
     can_find_similar = True
+    reuses_score_buffer = True
 
     def __init__(
         self,
@@ -192,7 +198,10 @@ class ALSRecommender(Recommender):
         logger.info("als[%s]: fitted in %.2f s", self.engine, self.fit_seconds)
 
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return self.user_factors[user_idx] @ self.item_factors.T
+        return self._scores_into(user_idx, None)
+
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        return dot_product_scores(self.user_factors[user_idx], self.item_factors, out)
 
     def fold_in_user_factor(
         self, item_idx: np.ndarray, weights: np.ndarray | None = None

@@ -68,7 +68,12 @@ import scipy.sparse as sp
 # TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from reclab.id_maps import IdMap
-from reclab.models.base import Recommender, TrainData, cosine_similarity_scores
+from reclab.models.base import (
+    Recommender,
+    TrainData,
+    cosine_similarity_scores,
+    dot_product_scores,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +116,7 @@ class TwoTowerRecommender(Recommender):
 
     family = "two_tower"
     can_find_similar = True
+    reuses_score_buffer = True
     uses_gpu = True
 
     def __init__(
@@ -365,9 +371,13 @@ class TwoTowerRecommender(Recommender):
     # ----------------------------------------------------------------------------------------
 
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        return self._scores_into(user_idx, None)
+
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         if self.user_embeddings is None or self.item_embeddings is None:
             raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
-        return self.user_embeddings[np.asarray(user_idx, dtype=np.int64)] @ self.item_embeddings.T
+        users = self.user_embeddings[np.asarray(user_idx, dtype=np.int64)]
+        return dot_product_scores(users, self.item_embeddings, out)
 
     def item_similarity_scores(self, item_idx: int) -> np.ndarray:
         """Cosine similarity of the item's tower embedding with every item's embedding."""
