@@ -72,7 +72,7 @@ def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, sp
         Markdown(header),
         VegaChart(spec),
         Markdown("## Leaderboard"),
-        Table.from_dataframe(table),
+        Table.from_dataframe(table, truncate=False),
     ]
 
 
@@ -198,7 +198,7 @@ def run_report_components(
                 "the recommendations that are among the top 1% most popular train items."
             )
         )
-        components.append(Table.from_dataframe(bias.reset_index(drop=True)))
+        components.append(Table.from_dataframe(bias.reset_index(drop=True), truncate=False))
     for story in stories or []:
         components.append(
             Markdown(
@@ -212,7 +212,7 @@ def run_report_components(
             ("Actually watched in the test window", story["actual"]),
         ):
             components.append(Markdown(f"**{title}**"))
-            components.append(Table.from_dataframe(frame))
+            components.append(Table.from_dataframe(frame, truncate=False))
     return components
 
 

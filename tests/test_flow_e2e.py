@@ -208,6 +208,42 @@ def test_card_reads_alone_and_renders_offline(run) -> None:
     assert 'src="http' not in html
 
 
+def _card_tables(content: str) -> list[dict]:
+    found = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "table":
+                found.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(content))
+    return found
+
+
+def test_card_tables_are_whole(run) -> None:
+    # Metaflow's Table.from_dataframe keeps 5 rows unless told otherwise: every candidate, every
+    # family and every one of the k recommendations must be in the card.
+    _, content = _card_content(run)
+    tables = _card_tables(content)
+    board = run.data.leaderboard
+    leaderboard = tables[0]
+    assert len(leaderboard["data"]) == len(board)
+    id_column = leaderboard["columns"].index("candidate_id")
+    assert {row[id_column] for row in leaderboard["data"]} == set(board["candidate_id"])
+    bias = tables[1]
+    assert len(bias["data"]) == board["family"].nunique()
+    recommended = [t for t in tables if "rank" in t["columns"]]
+    assert len(recommended) == 3
+    assert all(len(t["data"]) == 10 for t in recommended)
+    params = leaderboard["columns"].index("params")
+    assert all(not str(row[params]).endswith("...") for row in leaderboard["data"])
+
+
 def test_metric_curves_agree_with_the_leaderboard(run) -> None:
     curves = run.data.metric_curves
     board = run.data.leaderboard.set_index("candidate_id")
