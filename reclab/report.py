@@ -23,7 +23,7 @@ def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, sp
     Returns:
         Metaflow card components, in display order.
     """
-    from metaflow.cards import Markdown, Table, VegaChart
+    from metaflow.cards import Markdown, VegaChart
 
     best = leaderboard.iloc[0]
     column = f"valid_{validation_metric}"
@@ -72,8 +72,32 @@ def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, sp
         Markdown(header),
         VegaChart(spec),
         Markdown("## Leaderboard"),
-        Table.from_dataframe(table, truncate=False),
+        frame_table(table),
     ]
+
+
+def frame_table(frame: pd.DataFrame) -> Any:
+    """A card table with every row and whole cells.
+
+    Metaflow's ``Table.from_dataframe`` keeps the first 5 rows and cuts every text column at 30
+    characters once one value is longer (hyper-parameters, titles); the report needs them whole.
+    Non-finite numbers show as "-" (the card's JSON has no NaN).
+    """
+    from metaflow.cards import Table
+
+    rows = [[_cell(value) for value in row] for row in frame.itertuples(index=False, name=None)]
+    return Table(data=rows, headers=[str(name) for name in frame.columns])
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        finite = _finite(value)
+        return "-" if finite is None else finite
+    return str(value)
 
 
 def _finite(value) -> float | None:
@@ -115,7 +139,7 @@ def run_report_components(
     Returns:
         Metaflow card components, in display order.
     """
-    from metaflow.cards import Markdown, Table, VegaChart
+    from metaflow.cards import Markdown, VegaChart
 
     components: list = []
     best_per_family = leaderboard.drop_duplicates("family")[["candidate_id", "family"]]
@@ -198,7 +222,7 @@ def run_report_components(
                 "the recommendations that are among the top 1% most popular train items."
             )
         )
-        components.append(Table.from_dataframe(bias.reset_index(drop=True), truncate=False))
+        components.append(frame_table(bias))
     for story in stories or []:
         components.append(
             Markdown(
@@ -212,7 +236,7 @@ def run_report_components(
             ("Actually watched in the test window", story["actual"]),
         ):
             components.append(Markdown(f"**{title}**"))
-            components.append(Table.from_dataframe(frame, truncate=False))
+            components.append(frame_table(frame))
     return components
 
 
