@@ -18,7 +18,7 @@ import pandas as pd
 
 from reclab.encoded import load_train, load_window
 from reclab.errors import InputError
-from reclab.evaluation import METRIC_NAMES, EvaluationResult, evaluate, metric_key
+from reclab.evaluation import METRIC_NAMES, EvaluationResult, metric_key
 from reclab.grids import grid_for, load_grids
 from reclab.id_maps import IdMap
 from reclab.models.registry import FAMILIES, make_model, parse_model_list
@@ -154,14 +154,10 @@ def train_and_evaluate(
 
     results = {}
     for name, window in windows.items():
-        results[name] = evaluate(
+        results[name] = train.evaluate_window(
             timed_recommend if name == "valid" else model.recommend,
-            train.user_idx,
-            train.item_idx,
             window.user_idx,
             window.item_idx,
-            n_users=train.n_users,
-            n_items=train.n_items,
             ks=(k,),
             bootstrap_samples=bootstrap_samples,
             seed=seed,
@@ -214,16 +210,11 @@ def metric_curves_and_popular_share(
 
     rows = []
     for name, window in windows.items():
-        result = evaluate(
+        result = train.evaluate_window(
             recording_recommend if name == "test" else model.recommend,
-            train.user_idx,
-            train.item_idx,
             window.user_idx,
             window.item_idx,
-            n_users=train.n_users,
-            n_items=train.n_items,
             ks=CURVE_KS,
-            bootstrap_samples=0,
         )
         for kk in CURVE_KS:
             rows.append(

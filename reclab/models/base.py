@@ -80,6 +80,35 @@ class TrainData:
             self._matrix.sum_duplicates()
         return self._matrix
 
+    def evaluate_window(
+        self,
+        recommend: Any,
+        window_user_idx: np.ndarray,
+        window_item_idx: np.ndarray,
+        ks: tuple[int, ...] = (10,),
+        bootstrap_samples: int = 0,
+        seed: int = 0,
+    ) -> Any:
+        """:func:`reclab.evaluation.evaluate` of ``recommend`` on a window against this train.
+
+        Returns:
+            The evaluator's result (metrics, counts, intervals).
+        """
+        from reclab.evaluation import evaluate
+
+        return evaluate(
+            recommend,
+            self.user_idx,
+            self.item_idx,
+            window_user_idx,
+            window_item_idx,
+            n_users=self.n_users,
+            n_items=self.n_items,
+            ks=ks,
+            bootstrap_samples=bootstrap_samples,
+            seed=seed,
+        )
+
     def validation_ndcg(self, recommend: Any, k: int = 10) -> float:
         """NDCG@k of ``recommend`` on the validation window, by the one evaluator.
 
@@ -88,19 +117,9 @@ class TrainData:
         """
         if self.valid_user_idx is None or self.valid_item_idx is None:
             return float("nan")
-        from reclab.evaluation import evaluate, metric_key
+        from reclab.evaluation import metric_key
 
-        result = evaluate(
-            recommend,
-            self.user_idx,
-            self.item_idx,
-            self.valid_user_idx,
-            self.valid_item_idx,
-            n_users=self.n_users,
-            n_items=self.n_items,
-            ks=(k,),
-            bootstrap_samples=0,
-        )
+        result = self.evaluate_window(recommend, self.valid_user_idx, self.valid_item_idx, (k,))
         return float(result.metrics[metric_key("ndcg", k)])
 
     @property
