@@ -133,7 +133,8 @@ def write_outputs(
         out_dir: Output directory (created).
         users: Encoded users, shape (n,).
         items: Encoded items, shape (n, k), best first; -1 is padding.
-        scores: Scores, shape (n, k).
+        scores: Scores, shape (n, k); an entry with a non-finite score (a masked train item
+            that a library returned to fill the list) is padding too.
         fit_seconds: Wall time of fit.
         recommend_seconds: Wall time of recommending for all ``users``.
         peak_mb: Peak RSS increase during fit + recommend, MiB.
@@ -143,13 +144,14 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     items = np.asarray(items, dtype=np.int64)
     n, k = items.shape
-    keep = items.ravel() >= 0
+    scores = np.asarray(scores, dtype=np.float64)
+    keep = (items.ravel() >= 0) & np.isfinite(scores.ravel())
     pd.DataFrame(
         {
             "user_idx": np.repeat(users, k)[keep],
             "rank": np.tile(np.arange(k), n)[keep],
             "item_idx": items.ravel()[keep],
-            "score": np.asarray(scores, dtype=np.float64).ravel()[keep],
+            "score": scores.ravel()[keep],
         }
     ).to_parquet(out_dir / "recs.parquet", index=False)
     stats = {

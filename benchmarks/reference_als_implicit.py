@@ -53,7 +53,6 @@ def main() -> None:
         (items, scores), recommend_seconds = timed(
             model.recommend, users, user_items[users], N=k, filter_already_liked_items=True
         )
-    items = np.where(np.isfinite(scores), items, -1)
     write_outputs(
         args.out_dir,
         users,

@@ -57,7 +57,6 @@ def main() -> None:
     with PeakMemory() as memory:
         similarity, fit_seconds = timed(fit)
         (items, scores), recommend_seconds = timed(recommend, similarity)
-    items = np.where(np.isfinite(scores), items, -1)
     write_outputs(
         args.out_dir,
         users,

@@ -129,7 +129,6 @@ def main() -> None:
             reject=not args.no_reject,
         )
         (items, scores), recommend_seconds = timed(recommend, users, k)
-    items = np.where(np.isfinite(scores), items, -1)
     write_outputs(
         args.out_dir,
         users,
