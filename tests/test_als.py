@@ -224,3 +224,15 @@ def test_fit_leaves_the_train_matrix_alone(weighting: str) -> None:
     assert (train.matrix != before).nnz == 0
     weights = preference_weights(train.matrix, weighting)
     assert not np.shares_memory(weights.data, train.matrix.data)
+
+
+@needs_java
+def test_spark_fits_many_sweeps(spark) -> None:
+    """Long fits stay within the JVM's stack: ALS checkpoints its lineage every few sweeps.
+
+    Without a checkpoint directory every sweep lengthens the factor RDDs' lineage, and its
+    recursive deserialisation overflowed a 1 MB thread stack at 15 sweeps (the flow's grid).
+    """
+    model = _fast_spark(factors=3, regularization=0.01, iterations=60, alpha=1.0)
+    _check_block_recovery(model)
+    assert spark.sparkContext.getCheckpointDir() is not None

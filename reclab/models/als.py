@@ -36,8 +36,10 @@ is left running for reuse by later fits in the same process (:func:`spark_sessio
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -63,6 +65,11 @@ logger = logging.getLogger(__name__)
 
 # One scan of the loaded BLAS libraries per process, not one per fit (threadpool_limits rescans).
 _THREADPOOLS = ThreadpoolController()
+
+# Spark ALS truncates its lineage every this many sweeps (only when a checkpoint directory is set).
+SPARK_CHECKPOINT_INTERVAL = 5
+# Thread stack for the Spark JVM (its default is 1 MB): headroom for deep task deserialisation.
+SPARK_THREAD_STACK = "-Xss16m"
 
 ENGINES = ("implicit", "spark")
 WEIGHTINGS = ("bm25", "tfidf", "linear", "none")
@@ -311,6 +318,7 @@ class ALSRecommender(Recommender):
         from pyspark.ml.recommendation import ALS
 
         spark = spark_session(self.spark_master, self.spark_driver_memory)
+        _ensure_checkpoint_dir(spark)
         with tempfile.TemporaryDirectory(prefix="reclab-als-") as staging:
             frame = spark_ratings_frame(spark, weights, staging)
             als = ALS(
@@ -325,6 +333,9 @@ class ALSRecommender(Recommender):
                 itemCol="item",
                 ratingCol="rating",
                 seed=self.seed,
+                # Each sweep lengthens the factor RDDs' lineage, and deserialising a long one
+                # overflowed a 1 MB thread stack at 15 sweeps in CI: cut it every few sweeps.
+                checkpointInterval=SPARK_CHECKPOINT_INTERVAL,
             )
             start = time.perf_counter()
             model = als.fit(frame)
@@ -472,11 +483,35 @@ def spark_session(master: str = "local[*]", driver_memory: str = "4g") -> Any:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.pyspark.python", sys.executable)
+        .config("spark.driver.extraJavaOptions", SPARK_THREAD_STACK)
+        .config("spark.executor.extraJavaOptions", SPARK_THREAD_STACK)
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("WARN")
     logger.info("started Spark on %s in %.1f s", master, time.perf_counter() - start)
     return spark
+
+
+def _ensure_checkpoint_dir(spark: Any) -> None:
+    """Give the session a checkpoint directory unless it has one, so ALS can cut its lineage.
+
+    A local master gets a temporary directory removed when the process exits; a cluster needs
+    a directory every executor can reach, so there ``spark.checkpoint.dir`` (or an earlier
+    ``setCheckpointDir``) is the user's to set, and without one Spark ALS keeps its whole lineage.
+    """
+    context = spark.sparkContext
+    if context.getCheckpointDir() is not None:
+        return
+    if not context.master.startswith("local"):
+        logger.warning(
+            "Spark session on %s has no checkpoint directory: ALS lineage grows with every "
+            "sweep (set spark.checkpoint.dir to a shared path, e.g. on HDFS or S3)",
+            context.master,
+        )
+        return
+    directory = tempfile.mkdtemp(prefix="reclab-spark-checkpoints-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    context.setCheckpointDir(directory)
 
 
 def _collect_factors(factors_frame: Any, n: int, rank: int) -> np.ndarray:
