@@ -11,6 +11,7 @@ user's train items afterwards (Spark has no seen-item filter).
 from __future__ import annotations
 
 import argparse
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -47,9 +48,13 @@ def main() -> None:
             SparkSession.builder.master(args.master)
             .config("spark.ui.enabled", "false")
             .config("spark.driver.memory", "4g")
+            # as ours does: without these a 15-sweep fit can overflow the JVM's 1 MB thread
+            # stack deserialising the factor lineage
+            .config("spark.driver.extraJavaOptions", "-Xss16m")
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
+        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="reference-als-checkpoints-"))
         # plain rows, not pandas: pyspark 4 refuses the repository's pandas 1.5 for conversions
         frame = spark.createDataFrame(
             list(ratings.itertuples(index=False, name=None)),
@@ -65,6 +70,7 @@ def main() -> None:
             itemCol="item_idx",
             ratingCol="weight",
             seed=args.seed,
+            checkpointInterval=5,
         )
         return spark, als.fit(frame)
 
