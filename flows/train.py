@@ -207,9 +207,14 @@ class TrainFlow(FlowSpec):
     @step
     def train_cpu(self):
         """Fit one CPU candidate on train; evaluate it on validation and test."""
+        self.result = self._fit_and_evaluate_candidate()
+        self.next(self.collect_cpu)
+
+    def _fit_and_evaluate_candidate(self):
+        """Fit the foreach candidate (``self.input``) on train; its validation and test results."""
         from reclab.training import run_candidate
 
-        self.result = run_candidate(
+        return run_candidate(
             self.input,
             magicdir_path("data") / "encoded",
             self.user_map,
@@ -218,7 +223,6 @@ class TrainFlow(FlowSpec):
             seed=self.seed,
             bootstrap_samples=self.bootstrap_samples,
         )
-        self.next(self.collect_cpu)
 
     @magicdir(dir="data")
     @step
@@ -239,17 +243,7 @@ class TrainFlow(FlowSpec):
     @step
     def train_gpu(self):
         """Fit one GPU candidate on train; evaluate it on validation and test."""
-        from reclab.training import run_candidate
-
-        self.result = run_candidate(
-            self.input,
-            magicdir_path("data") / "encoded",
-            self.user_map,
-            self.item_map,
-            k=self.k,
-            seed=self.seed,
-            bootstrap_samples=self.bootstrap_samples,
-        )
+        self.result = self._fit_and_evaluate_candidate()
         self.next(self.collect_gpu)
 
     @magicdir(dir="data")

@@ -504,6 +504,24 @@ def dot_product_scores(
     return np.matmul(user_vectors, item_vectors.T, out=out)
 
 
+def sparse_similarity_row(similarity: sp.csr_matrix, item_idx: int) -> np.ndarray:
+    """One item's row of a sparse item x item similarity, dense; -inf where no similarity is
+    stored (the items never co-occur, or are not neighbours) and for the item itself.
+
+    Args:
+        similarity: Item x item CSR matrix.
+        item_idx: One encoded item.
+
+    Returns:
+        float32 array (n_items,).
+    """
+    row = similarity[int(item_idx)]
+    out = np.full(similarity.shape[1], -np.inf, dtype=np.float32)
+    out[row.indices] = row.data
+    out[int(item_idx)] = -np.inf
+    return out
+
+
 def cosine_similarity_scores(vectors: np.ndarray, item_idx: int) -> np.ndarray:
     """Cosine of one item's vector (factors, embedding) with every item's; the item itself -inf.
 

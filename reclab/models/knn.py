@@ -19,7 +19,12 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
-from reclab.models.base import Recommender, TrainData, explain_item_item
+from reclab.models.base import (
+    Recommender,
+    TrainData,
+    explain_item_item,
+    sparse_similarity_row,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +113,7 @@ class ItemKNNRecommender(Recommender):
         """The item's stored neighbour similarities, -inf for items that are not neighbours."""
         if self.similarity is None:
             raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
-        row = self.similarity[int(item_idx)]
-        out = np.full(self.n_items, -np.inf, dtype=np.float32)
-        out[row.indices] = row.data
-        out[int(item_idx)] = -np.inf
-        return out
+        return sparse_similarity_row(self.similarity, item_idx)
 
     def explain(
         self,

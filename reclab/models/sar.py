@@ -43,7 +43,13 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from reclab.models.base import Recommender, TrainData, explain_item_item, top_k
+from reclab.models.base import (
+    Recommender,
+    TrainData,
+    explain_item_item,
+    sparse_similarity_row,
+    top_k,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -327,11 +333,7 @@ class SARRecommender(Recommender):
         """One row of the similarity matrix, -inf where the items never co-occur."""
         if self.item_similarity is None:
             raise ValueError("SARRecommender is not fitted: call fit() first")
-        row = self.item_similarity[int(item_idx)]
-        out = np.full(self.n_items, -np.inf, dtype=np.float32)
-        out[row.indices] = row.data
-        out[int(item_idx)] = -np.inf
-        return out
+        return sparse_similarity_row(self.item_similarity, item_idx)
 
     def explain(
         self,
