@@ -215,11 +215,8 @@ class Recommender(ABC):
         """
         if self._seen is None:
             raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
-            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
+        check_list_length(k)
+        user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
         items = np.full((len(user_idx), k), -1, dtype=np.int64)
         scores = np.full((len(user_idx), k), -np.inf, dtype=np.float32)
         buffer = None
@@ -253,9 +250,7 @@ class Recommender(ABC):
         """
         if self._seen is None:
             raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
-        user_idx = np.asarray(user_idx, dtype=np.int64)
-        if user_idx.size and (user_idx.min() < 0 or user_idx.max() >= self.n_users):
-            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
+        user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
         out = _writable_scores(self._scores(user_idx))
         if exclude_seen:
             seen = self._seen[user_idx].tocoo()
@@ -320,11 +315,8 @@ class Recommender(ABC):
             NotImplementedError: If the family has no item similarity.
             ValueError: If k < 1 or an item is out of range.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        item_idx = np.asarray(item_idx, dtype=np.int64)
-        if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= self.n_items):
-            raise ValueError(f"item_idx must lie in [0, {self.n_items})")
+        check_list_length(k)
+        item_idx = encoded_indices(item_idx, self.n_items, "item_idx")
         dense = np.stack([self.item_similarity_scores(int(i)) for i in item_idx]).reshape(
             len(item_idx), self.n_items
         )
@@ -367,6 +359,24 @@ class Recommender(ABC):
         if not isinstance(model, cls):
             raise TypeError(f"payload holds a {type(model).__name__}, not a {cls.__name__}")
         return model
+
+
+def encoded_indices(values: Any, n: int, name: str) -> np.ndarray:
+    """``values`` as an int64 array of encoded indices, each checked to lie in ``[0, n)``.
+
+    Raises:
+        ValueError: Naming ``name`` and the valid range, if an index is out of range.
+    """
+    indices = np.asarray(values, dtype=np.int64)
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"{name} must lie in [0, {n})")
+    return indices
+
+
+def check_list_length(k: int) -> None:
+    """Refuse a list length ``k`` below 1."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
 
 
 def _writable_scores(scores: np.ndarray) -> np.ndarray:

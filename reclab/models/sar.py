@@ -46,6 +46,8 @@ import scipy.sparse as sp
 from reclab.models.base import (
     Recommender,
     TrainData,
+    check_list_length,
+    encoded_indices,
     explain_item_item,
     sparse_similarity_row,
     top_k,
@@ -373,11 +375,8 @@ class SARRecommender(Recommender):
         """
         if self.item_similarity is None:
             raise ValueError("SARRecommender is not fitted: call fit() first")
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        item_idx = np.asarray(item_idx, dtype=np.int64)
-        if item_idx.size and (item_idx.min() < 0 or item_idx.max() >= self.n_items):
-            raise ValueError(f"item_idx must lie in [0, {self.n_items})")
+        check_list_length(k)
+        item_idx = encoded_indices(item_idx, self.n_items, "item_idx")
         items = np.full((len(item_idx), k), -1, dtype=np.int64)
         scores = np.full((len(item_idx), k), -np.inf, dtype=np.float32)
         for start in range(0, len(item_idx), self.batch_size):
