@@ -54,7 +54,7 @@ def main() -> None:
             .getOrCreate()
         )
         spark.sparkContext.setLogLevel("ERROR")
-        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="reference-als-checkpoints-"))
+        spark.sparkContext.setCheckpointDir(checkpoints.name)
         # plain rows, not pandas: pyspark 4 refuses the repository's pandas 1.5 for conversions
         frame = spark.createDataFrame(
             list(ratings.itertuples(index=False, name=None)),
@@ -89,10 +89,12 @@ def main() -> None:
         out = out.sort_values(["user_idx", "score"], ascending=[True, False], kind="stable")
         return out.groupby("user_idx").head(k)
 
+    checkpoints = tempfile.TemporaryDirectory(prefix="reference-als-checkpoints-")
     with PeakMemory() as memory:
         (spark, model), fit_seconds = timed(fit)
         recs, recommend_seconds = timed(recommend, spark, model)
     spark.stop()
+    checkpoints.cleanup()
     recs["rank"] = recs.groupby("user_idx").cumcount()
     items = np.full((len(users), k), -1, dtype=np.int64)
     scores = np.full((len(users), k), -np.inf)

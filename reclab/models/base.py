@@ -62,10 +62,8 @@ class TrainData:
             or (self.ts is not None and len(self.ts) != n)
         ):
             raise ValueError("user_idx, item_idx, weight and ts must have the same length")
-        if n and (self.user_idx.min() < 0 or self.user_idx.max() >= self.n_users):
-            raise ValueError(f"user_idx must lie in [0, {self.n_users})")
-        if n and (self.item_idx.min() < 0 or self.item_idx.max() >= self.n_items):
-            raise ValueError(f"item_idx must lie in [0, {self.n_items})")
+        encoded_indices(self.user_idx, self.n_users, "user_idx")
+        encoded_indices(self.item_idx, self.n_items, "item_idx")
         if len(self.item_ids) != self.n_items:
             raise ValueError(f"item_ids has {len(self.item_ids)} entries for {self.n_items} items")
 
