@@ -32,13 +32,12 @@ from typing import Any
 
 import duckdb
 
+from data.files import feature_name, read_error_message, read_file_relation
 from data.registry import (
     FileSource,
     MovieLens100kSource,
     Source,
     SyntheticSource,
-    feature_name,
-    read_file_relation,
 )
 from reclab.errors import InputError
 
@@ -286,7 +285,7 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
     if not isinstance(source, FileSource):
         raise TypeError(f"_load_file needs a FileSource, got {type(source).__name__}")
     path = source.path
-    rel = read_file_relation(con, source.scan_path, source.file_format)
+    rel = read_file_relation(con, source.scan_path, source.file_format, source.read_options)
     types = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
     m = source.columns
     mapped = [m[k] for k in ("user", "item", "timestamp", "weight") if m[k]]
@@ -324,14 +323,20 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
             exprs.append(duckdb.ColumnExpression(column).alias(feature_name(prefix, column)))
     rel.select(*exprs).create_view("file_source", replace=True)
     try:
+        # The full read: every row is parsed here, not in start.
         run_sql(con, "file_stage.sql", {"ts_kind": ts_kind})
     except duckdb.Error as exc:
+        if source.file_format == "text":
+            options = source.read_options
+            raise InputError(
+                read_error_message(exc, path, options["delimiter"], options["encoding"])
+            ) from exc
         raise InputError(
             f"could not read {path} with the column mapping {m}: {_duckdb_message(exc)}; fix the "
             "offending rows or the mapping."
         ) from exc
     checks = _fetch_dict(run_sql(con, "file_checks.sql"))
-    notes: list[str] = []
+    notes: list[str] = list(source.notes)
     n = checks["n_rows"]
     if n == 0:
         raise InputError(f"{path} has no data rows (only a header?); add interactions to it.")

@@ -11,14 +11,13 @@ Known datasets:
   (``data_dir`` argument or ``RECLAB_DATA_DIR``) or downloaded once into the cache directory
   (``RECLAB_CACHE_DIR``, default ``~/.cache/reclab``). SHA256 sums are always checked.
 * ``synthetic``: a seeded generator (see :mod:`data.synthetic`), cached by its parameters.
-* ``file``: the user's own interactions file (parquet, CSV or a directory of parquet files) with a
-  column mapping.
+* ``file``: the user's own interactions file with a column mapping: parquet (a file or a
+  directory) or delimited text of any usual dialect (see :mod:`data.files`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -32,6 +31,14 @@ from typing import Any, ClassVar
 
 import duckdb
 
+from data.files import (
+    TEXT_SUFFIXES,
+    inspect_file,
+    normalise_columns,
+    parse_mapping,
+    read_file_relation,
+    uses_positions,
+)
 from reclab.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -54,17 +61,6 @@ ML100K_SHA256: dict[str, str] = {
 # The files the pipeline reads; they must be present and match.
 ML100K_REQUIRED: tuple[str, ...] = ("u.data", "u.item", "u.user", "u.genre")
 DOWNLOAD_TIMEOUT_S = 60.0
-
-COLUMN_KEYS: tuple[str, ...] = (
-    "user",
-    "item",
-    "timestamp",
-    "weight",
-    "user_features",
-    "item_features",
-)
-PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
-CSV_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
 
 
 def cache_dir() -> Path:
@@ -225,17 +221,24 @@ class FileSource(Source):
 
     Attributes:
         path: The file, or a directory of parquet files.
-        file_format: ``"parquet"`` or ``"csv"`` (detected from the extension).
+        file_format: ``"parquet"`` or ``"text"`` (delimited text; found from the file's first
+            bytes, see :func:`data.files.inspect_file`).
+        read_options: How to read text (delimiter, quote, escape, header, skip, encoding,
+            compression, names), fixed when the source was resolved; empty for parquet.
         columns: Normalised mapping with keys ``user``, ``item``, ``timestamp`` (or None),
-            ``weight`` (or None), ``user_features`` and ``item_features`` (lists).
+            ``weight`` (or None), ``user_features`` and ``item_features`` (lists), every entry a
+            column name of the file as read.
         schema: Column name -> DuckDB type name, as read when the source was resolved.
+        notes: What was detected about the file (delimiter, header, encoding), in words.
     """
 
     name: str = "file"
     path: str = ""
     file_format: str = "parquet"
+    read_options: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, Any] = field(default_factory=dict)
     schema: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     @property
     def has_timestamps(self) -> bool:  # type: ignore[override]
@@ -271,6 +274,7 @@ class FileSource(Source):
             "name": self.name,
             "path": self.path,
             "format": self.file_format,
+            "read_options": dict(self.read_options),
             "columns": dict(self.columns),
         }
 
@@ -297,12 +301,16 @@ def resolve_source(
         data_dir: MovieLens only: a directory holding ``ml-100k/`` or the ``ml-100k/`` directory
             itself. Defaults to env ``RECLAB_DATA_DIR``; when neither is set the files are
             downloaded into the cache by :meth:`Source.fetch`.
-        interactions_file: ``file`` only: a parquet or CSV file, or a directory of parquet files.
+        interactions_file: ``file`` only: a parquet file, a directory of parquet files, or a
+            delimited text file (``.csv``, ``.tsv``, ``.txt``, ``.dat``, each optionally
+            ``.gz``; delimiter, header and encoding are detected).
         columns: ``file`` only: column mapping (dict or JSON string) with keys ``user``, ``item``
-            (required), ``timestamp``, ``weight`` (optional) and ``user_features``,
-            ``item_features`` (lists). None means the file already uses the canonical names
-            ``user_id``, ``item_id`` and, when present, ``weight``, ``ts``, ``user_*``,
-            ``item_*``.
+            (required), ``timestamp``, ``weight`` (optional), each a column name or 0-based
+            position, ``user_features``, ``item_features`` (lists of names or positions), and
+            the read options ``delimiter``, ``header``, ``encoding``, ``names`` (see
+            :mod:`data.files`). Without user/item entries the file must already use the
+            canonical names ``user_id``, ``item_id`` and, when present, ``weight``, ``ts``,
+            ``user_*``, ``item_*``.
         synthetic: ``synthetic`` only: generator parameters (n_users, n_items, n_interactions,
             n_clusters, seed); missing ones take defaults.
 
@@ -500,138 +508,16 @@ def download_movielens_100k(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _file_format(path: Path) -> str:
-    """Return ``"parquet"`` or ``"csv"`` for a path, from its extension (a directory: parquet)."""
-    if path.is_dir():
-        return "parquet"
-    lower = path.name.lower()
-    if lower.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if lower.endswith(CSV_SUFFIXES):
-        return "csv"
-    raise InputError(
-        f"interactions_file {str(path)!r} has an unsupported extension: use one of "
-        f"{', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}, or a directory of .parquet files."
-    )
-
-
-def read_file_relation(
-    con: duckdb.DuckDBPyConnection, scan_path: str, file_format: str
-) -> duckdb.DuckDBPyRelation:
-    """Open a user interactions file as a DuckDB relation (schema sniffed, nothing scanned).
-
-    Args:
-        con: DuckDB connection.
-        scan_path: File path or parquet glob.
-        file_format: ``"parquet"`` or ``"csv"``.
-
-    Returns:
-        The relation over the file.
-
-    Raises:
-        InputError: If DuckDB cannot parse the file.
-    """
-    try:
-        if file_format == "parquet":
-            return con.read_parquet(scan_path)
-        return con.read_csv(scan_path)
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(
-            f"could not parse interactions_file {scan_path!r} as {file_format}: {first}; check "
-            f"that it is a valid {file_format} file (CSV needs a header row)."
-        ) from exc
-
-
-def _normalise_columns(columns: dict[str, Any] | str | None, existing: list[str]) -> dict[str, Any]:
-    """Validate a column mapping against the file's columns and fill in the defaults."""
-    if isinstance(columns, str):
-        try:
-            columns = json.loads(columns) if columns.strip() else None
-        except json.JSONDecodeError as exc:
-            raise InputError(
-                f"columns is not valid JSON ({exc}); pass an object such as "
-                '{"user": "uid", "item": "song", "timestamp": "ts", "weight": "plays"}.'
-            ) from exc
-    if columns is None:
-        columns = {
-            "user": "user_id",
-            "item": "item_id",
-            "timestamp": "ts" if "ts" in existing else None,
-            "weight": "weight" if "weight" in existing else None,
-            "user_features": [c for c in existing if c.startswith("user_") and c != "user_id"],
-            "item_features": [c for c in existing if c.startswith("item_") and c != "item_id"],
-        }
-    if not isinstance(columns, dict):
-        raise InputError(
-            f"columns must be a mapping (dict or JSON object), got {type(columns).__name__}; "
-            'pass e.g. {"user": "uid", "item": "song"}.'
-        )
-    unknown = sorted(set(columns) - set(COLUMN_KEYS))
-    if unknown:
-        raise InputError(
-            f"columns has unknown keys {unknown}; the allowed keys are {', '.join(COLUMN_KEYS)}."
-        )
-    out: dict[str, Any] = {}
-    for key in ("user", "item", "timestamp", "weight"):
-        value = columns.get(key)
-        if key in ("user", "item") and not value:
-            raise InputError(
-                f"columns needs a {key!r} entry naming the {key} id column; the file has "
-                f"columns {existing}."
-            )
-        if value is not None and not isinstance(value, str):
-            raise InputError(f"columns[{key!r}] must be a column name (string), got {value!r}.")
-        out[key] = value or None
-    for key in ("user_features", "item_features"):
-        value = columns.get(key) or []
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise InputError(
-                f"columns[{key!r}] must be a list of column names, got {value!r}; write e.g. "
-                '["age", "country"].'
-            )
-        out[key] = list(value)
-    mapped = [out[k] for k in ("user", "item", "timestamp", "weight") if out[k]]
-    mapped += out["user_features"] + out["item_features"]
-    missing = [c for c in mapped if c not in existing]
-    if missing:
-        raise InputError(
-            f"mapped column(s) {missing} not found in the interactions file; it has columns "
-            f"{existing}. Fix the column mapping."
-        )
-    canonical = ["user_id", "item_id", "weight", "ts"]
-    canonical += [feature_name("user", c) for c in out["user_features"]]
-    canonical += [feature_name("item", c) for c in out["item_features"]]
-    clashes = sorted({c for c in canonical if canonical.count(c) > 1})
-    if clashes:
-        raise InputError(
-            f"the column mapping produces duplicate output columns {clashes}; features become "
-            "user_<name> / item_<name>, so rename or drop the clashing features."
-        )
-    return out
-
-
-def feature_name(prefix: str, column: str) -> str:
-    """Return the canonical name of a feature column: ``<prefix>_<column>`` unless prefixed.
-
-    Args:
-        prefix: ``"user"`` or ``"item"``.
-        column: The source column name.
-
-    Returns:
-        The canonical column name.
-    """
-    return column if column.startswith(f"{prefix}_") else f"{prefix}_{column}"
-
-
 def _resolve_file(
     interactions_file: str | None, columns: dict[str, Any] | str | None
 ) -> FileSource:
-    """Check a user interactions file and its column mapping (reads the schema only)."""
+    """Check a user interactions file and its column mapping (reads the first megabyte only)."""
+    roles, request = parse_mapping(columns)
     if not interactions_file:
         raise InputError(
-            "dataset 'file' needs interactions_file: pass the path of a parquet or CSV file "
-            "(or a directory of parquet files) holding one interaction per row."
+            "dataset 'file' needs interactions_file: pass the path of a parquet file (or a "
+            f"directory of them) or a delimited text file ({', '.join(TEXT_SUFFIXES)}, "
+            "optionally .gz) holding one interaction per row."
         )
     path = Path(interactions_file).expanduser().resolve()
     if not path.exists():
@@ -639,24 +525,20 @@ def _resolve_file(
             f"interactions_file {interactions_file!r} does not exist (looked at {path}); "
             "check the path."
         )
-    file_format = _file_format(path)
-    if path.is_dir():
-        if not any(path.rglob("*.parquet")):
-            raise InputError(
-                f"interactions_file {interactions_file!r} is a directory without .parquet "
-                "files; point it at a parquet/CSV file or a directory of .parquet files."
-            )
-    elif path.stat().st_size == 0:
-        raise InputError(
-            f"interactions_file {interactions_file!r} is empty (0 bytes); pass a file with a "
-            "header and at least one interaction."
-        )
     scan_path = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
     con = duckdb.connect(config={"autoinstall_known_extensions": False})
     try:
-        rel = read_file_relation(con, scan_path, file_format)
+        layout = inspect_file(con, path, request, by_position=uses_positions(roles))
+        rel = read_file_relation(con, scan_path, layout.file_format, layout.read_options)
         schema = {c: str(t) for c, t in zip(rel.columns, rel.types, strict=True)}
     finally:
         con.close()
-    mapping = _normalise_columns(columns, list(schema))
-    return FileSource(path=str(path), file_format=file_format, columns=mapping, schema=schema)
+    mapping = normalise_columns(roles, list(schema), header=layout.read_options.get("header", True))
+    return FileSource(
+        path=str(path),
+        file_format=layout.file_format,
+        read_options=layout.read_options,
+        columns=mapping,
+        schema=schema,
+        notes=layout.notes,
+    )

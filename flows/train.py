@@ -54,13 +54,19 @@ class TrainFlow(FlowSpec):
     interactions_file = Parameter(
         "interactions-file",
         default="",
-        help="Your own interactions file (parquet or CSV) for --dataset file.",
+        help="Your own interactions file for --dataset file: parquet (a file or a directory) or "
+        "delimited text (.csv, .tsv, .txt, .dat, each optionally .gz; delimiter, header and "
+        "encoding are detected).",
     )
     columns = Parameter(
         "columns",
         default="",
-        help='JSON column mapping for --dataset file, e.g. \'{"user": "customer", "item": '
-        '"sku", "timestamp": "ts", "weight": "qty"}\'.',
+        help="JSON column mapping for --dataset file, columns by name or 0-based position: "
+        '\'{"user": "customer", "item": "sku", "timestamp": "ts", "weight": "qty"}\' or, for a '
+        'headerless ratings.dat, \'{"user": 0, "item": 1, "weight": 2, "timestamp": 3}\'; '
+        'optional "user_features"/"item_features" lists and read options "delimiter" (, ; tab '
+        '| ::), "header" (true/false), "encoding" (utf-8, latin-1, utf-16), "names" (one per '
+        "column).",
     )
     synthetic_interactions = Parameter(
         "synthetic-interactions",

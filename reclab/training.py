@@ -354,7 +354,10 @@ def validate_run_parameters(
                 '\'{"user": "customer", "item": "sku", "timestamp": "ts"}\''
             ) from error
         if not isinstance(column_map, dict):
-            raise InputError("--columns must be a JSON object mapping roles to column names")
+            raise InputError(
+                "--columns must be a JSON object mapping roles to column names or 0-based "
+                'positions, e.g. \'{"user": 0, "item": 1}\''
+            )
     if synthetic_interactions < 1:
         raise InputError(f"--synthetic-interactions must be >= 1, got {synthetic_interactions}")
     source = resolve_source(

@@ -7,7 +7,7 @@
 --          or 'none'.
 -- Outputs: table file_staged(user_id, item_id, weight DOUBLE, ts TIMESTAMP (UTC; NULL where
 --          unparsable), features..., weight_raw, ts_raw); the raw columns feed file_checks.sql.
-CREATE OR REPLACE TABLE file_staged AS
+CREATE OR REPLACE TEMP TABLE file_staged AS
 SELECT
     user_id,
     item_id,

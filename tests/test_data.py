@@ -302,7 +302,7 @@ def test_user_file_csv_with_text_timestamps(tmp_path):
     path = tmp_path / "plays.csv"
     csv.to_csv(path, index=False)
     source = resolve_source("file", interactions_file=str(path), columns=json.dumps(MAPPING))
-    assert source.file_format == "csv"
+    assert source.file_format == "text"
     prepare_dataset(source, tmp_path / "out")
     _check_user_file_output(tmp_path / "out", frame)
 
@@ -347,7 +347,7 @@ def test_missing_file(tmp_path):
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "plays.xlsx"
     path.write_bytes(b"x")
-    with pytest.raises(InputError, match="unsupported extension"):
+    with pytest.raises(InputError, match="is a spreadsheet"):
         resolve_source("file", interactions_file=str(path), columns=MAPPING)
 
 

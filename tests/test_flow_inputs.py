@@ -7,6 +7,7 @@ window with no rows must stop in ``get_dataset``, before any model is trained.
 from __future__ import annotations
 
 import shutil
+import zipfile
 
 import pytest
 
@@ -19,6 +20,9 @@ def bad_files(tmp_path_factory, ml100k_dir):
     (root / "empty.csv").write_text("")
     (root / "plays.csv").write_text("customer,sku,qty\n1,2,3\n2,3,1\n")
     (root / "broken.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    with zipfile.ZipFile(root / "ratings.xlsx", "w") as workbook:
+        workbook.writestr("xl/workbook.xml", "<workbook/>")
+    (root / "ratings.dat").write_text("1::10::5::978300760\n1::11::3::978300761\n2::10\n")
     corrupt = root / "corrupt"
     shutil.copytree(ml100k_dir, corrupt / "ml-100k")
     with open(corrupt / "ml-100k" / "u.data", "a") as handle:
@@ -46,6 +50,11 @@ CASES = {
     ),
     "empty file": (lambda f, d: _file_args(f / "empty.csv"), "is empty"),
     "unparsable file": (lambda f, d: _file_args(f / "broken.parquet"), "broken.parquet"),
+    "spreadsheet": (lambda f, d: _file_args(f / "ratings.xlsx"), "export the sheet as CSV"),
+    "inconsistent lines": (
+        lambda f, d: _file_args(f / "ratings.dat", '{"user": 0, "item": 1}'),
+        "line 3 splits into 2 fields on '::'",
+    ),
     "checksum mismatch": (lambda f, d: ["--data-dir", str(f / "corrupt")], "checksum mismatch"),
     "validation metric": (lambda f, d: ["--validation-metric", "ndcg_at_5"], "ndcg_at_10"),
     "unknown ALS engine": (
