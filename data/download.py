@@ -455,7 +455,7 @@ def install_archive(
     Args:
         url: Where the archive is published.
         cache_root: The dataset's cache folder.
-        archive_name: File name of the archive while it is being unpacked.
+        archive_name: File name of the published archive (it is kept only while unpacked).
         dest_name: Name of the unpacked folder inside ``cache_root``.
         checksum: Published sum of the archive, or None when none is known.
         member_root: Folder inside the archive to install (None: its top level).
@@ -471,7 +471,9 @@ def install_archive(
     Raises:
         InputError: If the download or the unpacking fails; nothing is left in the cache.
     """
-    archive = cache_root / archive_name
+    # A name of its own (dot-prefixed: never taken for a finished file), so that two processes
+    # installing the same dataset at once never unpack or delete each other's archive.
+    archive = cache_root / f".{uuid.uuid4().hex}.{archive_name}"
     got = download_file(
         url, archive, checksum=checksum, timeout_s=timeout_s, what=what or archive_name, hint=hint
     )

@@ -90,7 +90,9 @@ def load_hm(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> list
     run_reading(con, "hm_transactions.sql", {"path": str(transactions)}, transactions, _FIX)
     run_reading(con, "hm_items.sql", {"path": str(articles)}, articles, _FIX)
     run_reading(con, "hm_users.sql", {"path": str(customers)}, customers, _FIX)
-    checks, coverage = check_loaded(con, HM.title, has_timestamps=True, fix=_FIX)
+    checks, coverage = check_loaded(
+        con, HM.title, has_timestamps=True, fix=_FIX, items_from_file=True, users_from_file=True
+    )
     rows, units = checks["rows"], int(checks["units"] or 0)
     return [
         source.provenance(local),

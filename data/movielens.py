@@ -417,6 +417,11 @@ def load_movielens(con: duckdb.DuckDBPyConnection, source: Source, local: Path) 
         _read(con, "movielens_csv_movies.sql", local / "movies.csv", title)
         run_sql(con, "users_from_interactions.sql")
     _, coverage = check_loaded(
-        con, title, has_timestamps=True, fix="replace the files with those of the GroupLens zip."
+        con,
+        title,
+        has_timestamps=True,
+        fix="replace the files with those of the GroupLens zip.",
+        items_from_file=True,
+        users_from_file=source.name == "movielens-1m",
     )
     return [source.provenance(local), *coverage]

@@ -8,7 +8,10 @@ they are published (the unpacked folder, the folder's parent, or the archive its
 download cache, and never downloads. :meth:`PublishedSource.fetch` runs later (``get_dataset``):
 it unpacks a local archive into the cache, or downloads and unpacks the published one (see
 :mod:`data.download`). The per-dataset loaders live in :mod:`data.movielens`,
-:mod:`data.lastfm`, :mod:`data.online_retail` and :mod:`data.hm`.
+:mod:`data.lastfm`, :mod:`data.online_retail` and :mod:`data.hm`; they create TEMP tables
+(``raw_interactions``, ``users``, ``items`` and their staging tables), which DuckDB keeps in
+memory and spills to its temp directory when needed instead of writing them to the scratch
+database file: 4x faster for 30M rows with 64-character ids.
 """
 
 from __future__ import annotations
@@ -421,7 +424,13 @@ def run_reading(
 
 
 def check_loaded(
-    con: duckdb.DuckDBPyConnection, title: str, *, has_timestamps: bool, fix: str
+    con: duckdb.DuckDBPyConnection,
+    title: str,
+    *,
+    has_timestamps: bool,
+    fix: str,
+    items_from_file: bool = False,
+    users_from_file: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
     """Check a named dataset's loaded tables; return the counts and notes on metadata coverage.
 
@@ -430,39 +439,49 @@ def check_loaded(
         title: The dataset's name, for messages.
         has_timestamps: Whether every interaction must have a timestamp.
         fix: How to fix the files, appended to error messages.
+        items_from_file: The items table comes from another file than the interactions: check
+            that the ids join (a pass over the interactions).
+        users_from_file: The same for the users table.
 
     Returns:
-        The counts of ``sql/named_checks.sql`` (rows, units = sum of weights, users, items, ...)
-        and notes: how many interacted users / items have no row in the users / items table.
+        The totals of ``sql/named_checks.sql`` (rows, units = sum of weights, ...) and notes:
+        how many interacted users / items have no row in the users / items table.
 
     Raises:
         InputError: If an interaction lacks a user, an item or (when expected) a timestamp, or
-            no interacted item has a row in the items table (ids that do not join).
+            no interaction's item has a row in the items table (ids that do not join).
     """
     from data.prepare import run_sql
 
-    checks = fetch_row(run_sql(con, "named_checks.sql"))
-    n = checks["rows"]
+    totals = fetch_row(run_sql(con, "named_checks.sql"))
+    n = totals["rows"]
     for key, what in (("null_users", "user id"), ("null_items", "item id")):
-        if checks[key]:
-            raise InputError(f"{checks[key]} of {n} {title} interactions have no {what}; {fix}")
-    if has_timestamps and checks["null_ts"]:
-        raise InputError(f"{checks['null_ts']} of {n} {title} interactions have no time; {fix}")
-    if checks["items"] and checks["items_without_row"] == checks["items"]:
-        raise InputError(
-            f"none of the {checks['items']} {title} items with interactions is in the items "
-            f"table (e.g. {checks['example_item_without_row']!r}): the ids of the two files do "
-            f"not join (leading zeros lost in a spreadsheet?); {fix}"
-        )
+        if totals[key]:
+            raise InputError(f"{totals[key]} of {n} {title} interactions have no {what}; {fix}")
+    if has_timestamps and totals["null_ts"]:
+        raise InputError(f"{totals['null_ts']} of {n} {title} interactions have no time; {fix}")
     notes = []
-    if checks["items_without_row"]:
-        notes.append(
-            f"{checks['items_without_row']} of {checks['items']} items with interactions have "
-            "no metadata row (no title or features)"
-        )
-    if checks["users_without_row"]:
-        notes.append(
-            f"{checks['users_without_row']} of {checks['users']} users with interactions have "
-            "no profile row (no features)"
-        )
-    return checks, notes
+    for kind, wanted, sql_name, lacks in (
+        (
+            "items",
+            items_from_file,
+            "named_item_coverage.sql",
+            "metadata row (no title or features)",
+        ),
+        ("users", users_from_file, "named_user_coverage.sql", "profile row (no features)"),
+    ):
+        if not wanted:
+            continue
+        lost = fetch_row(run_sql(con, sql_name))
+        if n and lost["rows_without_row"] == n:
+            raise InputError(
+                f"none of the {n} {title} interactions has its {kind[:-1]} in the {kind} table "
+                f"(e.g. {lost['example']!r}): the ids of the two files do not join (leading "
+                f"zeros lost in a spreadsheet?); {fix}"
+            )
+        if lost["ids_without_row"]:
+            notes.append(
+                f"{lost['ids_without_row']} {kind} ({lost['rows_without_row']} interactions) have "
+                f"no {lacks}"
+            )
+    return totals, notes

@@ -5,7 +5,7 @@
 -- Outputs: table items(item_id VARCHAR, title VARCHAR, item_product_type, item_product_group,
 --          item_colour_group, item_department, item_index, item_garment_group: VARCHAR),
 --          one row per article.
-CREATE OR REPLACE TABLE items AS
+CREATE OR REPLACE TEMP TABLE items AS
 SELECT
     trim(article_id) AS item_id,
     nullif(trim(prod_name), '') AS title,

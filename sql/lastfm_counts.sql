@@ -5,17 +5,12 @@
 SELECT
     count(*) AS lines,
     (SELECT count(DISTINCT (scan_id, line)) FROM lastfm_rejects) AS malformed,
-    count(*) FILTER (WHERE user_id IS NULL OR trim(user_id) = '') AS no_user,
-    count(*) FILTER (WHERE nullif(trim(user_id), '') IS NOT NULL AND item_id IS NULL)
-        AS missing_mbid,
-    count(*) FILTER (
-        WHERE nullif(trim(user_id), '') IS NOT NULL AND item_id IS NOT NULL AND plays IS NULL
-    ) AS bad_plays,
-    count(*) FILTER (
-        WHERE nullif(trim(user_id), '') IS NOT NULL AND item_id IS NOT NULL AND plays <= 0
-    ) AS non_positive_plays,
-    count(*) FILTER (
-        WHERE nullif(trim(user_id), '') IS NOT NULL AND item_id IS NOT NULL AND plays > 0
-    ) AS kept,
-    min(plays_text) FILTER (WHERE item_id IS NOT NULL AND plays IS NULL) AS example_bad_plays
+    count(*) FILTER (WHERE user_id IS NULL) AS no_user,
+    count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NULL) AS missing_mbid,
+    count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NOT NULL AND plays IS NULL)
+        AS bad_plays,
+    count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NOT NULL AND plays <= 0)
+        AS non_positive_plays,
+    count(*) FILTER (WHERE user_id IS NOT NULL AND item_id IS NOT NULL AND plays > 0) AS kept,
+    min(bad_plays) FILTER (WHERE user_id IS NOT NULL AND item_id IS NOT NULL) AS example_bad_plays
 FROM lastfm_rows;

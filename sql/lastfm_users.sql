@@ -4,7 +4,7 @@
 --          that do not parse are skipped).
 -- Outputs: table users(user_id VARCHAR, user_gender VARCHAR (m, f or NULL), user_age INTEGER
 --          (NULL when missing or outside 1-100), user_country VARCHAR), one row per user.
-CREATE OR REPLACE TABLE users AS
+CREATE OR REPLACE TEMP TABLE users AS
 WITH profile AS (
     SELECT
         trim(user_sha1) AS user_id,
@@ -20,7 +20,9 @@ WITH profile AS (
             'signup': 'VARCHAR'
         }
     )
-    QUALIFY row_number() OVER (PARTITION BY trim(user_sha1) ORDER BY country NULLS LAST) = 1
+    QUALIFY row_number() OVER (
+        PARTITION BY trim(user_sha1) ORDER BY country NULLS LAST, gender NULLS LAST, age NULLS LAST
+    ) = 1
 )
 SELECT
     u.user_id,

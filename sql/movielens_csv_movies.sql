@@ -3,7 +3,7 @@
 --          double-quoted, genres "Genre1|Genre2" or "(no genres listed)").
 -- Outputs: table items(item_id BIGINT, title VARCHAR, item_genres VARCHAR[], item_year INTEGER
 --          (the "(1995)" ending the title, else NULL)), one row per movie.
-CREATE OR REPLACE TABLE items AS
+CREATE OR REPLACE TEMP TABLE items AS
 SELECT
     CAST(movieId AS BIGINT) AS item_id,
     CAST(title AS VARCHAR) AS title,

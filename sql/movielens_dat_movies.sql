@@ -6,7 +6,7 @@
 -- Outputs: table items(item_id BIGINT, title VARCHAR, item_genres VARCHAR[] (empty list for
 --          "(no genres listed)"), item_year INTEGER (the "(1995)" ending the title, else NULL)),
 --          one row per movie.
-CREATE OR REPLACE TABLE items AS
+CREATE OR REPLACE TEMP TABLE items AS
 WITH parts AS (
     SELECT regexp_extract(
         rtrim(line, chr(13)), '^([^:]*)::(.*)::([^:]*)$', ['item_id', 'title', 'genres']

@@ -4,7 +4,7 @@
 --          0-20 explained in the dataset's README).
 -- Outputs: table users(user_id BIGINT, user_age INTEGER (the age bucket), user_gender VARCHAR,
 --          user_occupation VARCHAR (the occupation code as text)), one row per user.
-CREATE OR REPLACE TABLE users AS
+CREATE OR REPLACE TEMP TABLE users AS
 SELECT user_id, user_age, user_gender, user_occupation
 FROM read_csv(
     $path,

@@ -3,7 +3,7 @@
 -- Outputs: table items(item_id VARCHAR (StockCode), title VARCHAR (the Description on most kept
 --          rows, ties by the smallest; the stock code when it never has one), item_unit_price
 --          DOUBLE (median UnitPrice of its kept rows with a positive price, else NULL)).
-CREATE OR REPLACE TABLE items AS
+CREATE OR REPLACE TEMP TABLE items AS
 WITH titles AS (
     SELECT stock_code, description, count(*) AS n
     FROM retail_rows

@@ -10,7 +10,7 @@
 --          VARCHAR, invoice_date TIMESTAMP (ISO or M/D/YYYY H:MM; NULL when neither),
 --          unit_price DOUBLE, customer_text VARCHAR, customer_id BIGINT, country VARCHAR,
 --          drop_reason VARCHAR).
-CREATE OR REPLACE TABLE retail_rows AS
+CREATE OR REPLACE TEMP TABLE retail_rows AS
 WITH typed AS (
     SELECT
         upper(trim(InvoiceNo)) AS invoice,

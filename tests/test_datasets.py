@@ -730,3 +730,12 @@ def test_download_errors_are_input_errors(tmp_path, server):
     with pytest.raises(InputError, match="has no lastfm-dataset-360K/ folder"):
         source.fetch()
     assert list((tmp_path / "cache" / "lastfm-360k").iterdir()) == []
+
+
+def test_items_without_metadata_are_noted(tmp_path):
+    folder = write_ml_csv(tmp_path / "ml-20m")
+    with (folder / "ratings.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"1,999,4.0,{T0 + 40 * DAY}\n2,999,3.0,{T0 + 41 * DAY}\n")
+    info, df, out = prepared(resolve_source("movielens-20m", data_dir=str(folder)), tmp_path)
+    assert len(df) == len(ML_RATINGS) + 2
+    assert "1 items (2 interactions) have no metadata row (no title or features)" in info["notes"]
