@@ -208,7 +208,7 @@ class PublishedSource(Source):
         check = (
             f"matches the published sum {checked}"
             if checked
-            else "no published sum: computed, not checked"
+            else f"not checked: {self.publication.checksum_origin}"
         )
         return (
             f"{self.publication.title} from {origin} ({manifest.get('size')} bytes, SHA256 "

@@ -15,6 +15,7 @@ import io
 import logging
 import tarfile
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -600,8 +601,12 @@ def test_flow_start_refuses_hm_without_files(tmp_path):
 # ------------------------------------------------------------------------------------------
 
 
+STALL_S = 3.0
+
+
 class _Server(ThreadingHTTPServer):
-    """Serves ``routes``: path -> (body, mode); mode "cut" sends half the body and hangs up."""
+    """Serves ``routes``: path -> (body, mode); mode "cut" sends half the body and hangs up,
+    "stall" sends half and then nothing for ``STALL_S`` seconds."""
 
     daemon_threads = True
 
@@ -627,9 +632,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if mode == "cut":
+        if mode in ("cut", "stall"):
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
+            if mode == "stall":  # stop sending, keep the connection open past the timeout
+                time.sleep(STALL_S)
             self.close_connection = True
             return
         self.wfile.write(body)
@@ -739,3 +746,16 @@ def test_items_without_metadata_are_noted(tmp_path):
     info, df, out = prepared(resolve_source("movielens-20m", data_dir=str(folder)), tmp_path)
     assert len(df) == len(ML_RATINGS) + 2
     assert "1 items (2 interactions) have no metadata row (no title or features)" in info["notes"]
+
+
+def test_stalled_download_times_out_and_leaves_nothing(tmp_path, server):
+    archive, _ = write_lastfm_tar(tmp_path)
+    server.routes["/360k.tar.gz"] = (archive.read_bytes(), "stall")
+    source = dataclasses.replace(
+        resolve_source("lastfm-360k"), url=server.url("/360k.tar.gz"), timeout_s=0.5
+    )
+    started = time.monotonic()
+    with pytest.raises(InputError, match="could not download .*timed out"):
+        source.fetch()
+    assert time.monotonic() - started < STALL_S
+    assert list((tmp_path / "cache" / "lastfm-360k").iterdir()) == []
