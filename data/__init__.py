@@ -7,12 +7,16 @@ Typical use, from a flow::
     info = prepare_dataset(source, out_dir, row_sampling=10, seed=42)   # later step
 """
 
+from data.hm import HmSource
+from data.lastfm import LastFm360kSource
+from data.movielens import MovieLens100kSource, MovieLensSource
+from data.online_retail import OnlineRetailSource
 from data.prepare import OUTPUT_FILES, prepare_dataset, validate_split_params
 from data.registry import (
     DEFAULT_DATASET,
     KNOWN_DATASETS,
+    NAMED_DATASETS,
     FileSource,
-    MovieLens100kSource,
     Source,
     SyntheticSource,
     resolve_source,
@@ -24,7 +28,12 @@ __all__ = [
     "KNOWN_DATASETS",
     "OUTPUT_FILES",
     "FileSource",
+    "HmSource",
+    "LastFm360kSource",
     "MovieLens100kSource",
+    "MovieLensSource",
+    "NAMED_DATASETS",
+    "OnlineRetailSource",
     "Source",
     "SyntheticSource",
     "generate_synthetic",

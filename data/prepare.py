@@ -33,9 +33,12 @@ from typing import Any
 import duckdb
 
 from data.files import feature_name, read_error_message, read_file_relation
+from data.hm import HmSource, load_hm
+from data.lastfm import LastFm360kSource, load_lastfm_360k
+from data.movielens import MovieLens100kSource, MovieLensSource, load_movielens, load_movielens_100k
+from data.online_retail import OnlineRetailSource, load_online_retail
 from data.registry import (
     FileSource,
-    MovieLens100kSource,
     Source,
     SyntheticSource,
 )
@@ -239,18 +242,6 @@ def validate_split_params(
 # --------------------------------------------------------------------------------------------
 
 
-def _load_movielens(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> list[str]:
-    """Load the MovieLens-100k files."""
-    run_sql(con, "ml100k_users.sql", {"path": str(local / "u.user")})
-    run_sql(
-        con,
-        "ml100k_items.sql",
-        {"items_path": str(local / "u.item"), "genres_path": str(local / "u.genre")},
-    )
-    run_sql(con, "ml100k_ratings.sql", {"path": str(local / "u.data")})
-    return []
-
-
 def _load_synthetic(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> list[str]:
     """Load a generated synthetic dataset."""
     run_sql(con, "synthetic_users.sql", {"path": str(local / "users.parquet")})
@@ -380,9 +371,13 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
 
 
 _LOADERS: dict[type, Callable[[duckdb.DuckDBPyConnection, Source, Path], list[str]]] = {
-    MovieLens100kSource: _load_movielens,
+    MovieLens100kSource: load_movielens_100k,
     SyntheticSource: _load_synthetic,
     FileSource: _load_file,
+    MovieLensSource: load_movielens,
+    LastFm360kSource: load_lastfm_360k,
+    OnlineRetailSource: load_online_retail,
+    HmSource: load_hm,
 }
 
 

@@ -10,6 +10,9 @@ Known datasets:
 * ``movielens-100k`` (default): the GroupLens MovieLens-100k files, read from a local directory
   (``data_dir`` argument or ``RECLAB_DATA_DIR``) or downloaded once into the cache directory
   (``RECLAB_CACHE_DIR``, default ``~/.cache/reclab``). SHA256 sums are always checked.
+* named public datasets (:data:`NAMED_DATASETS`: MovieLens-1M/10M/20M/25M, last.fm-360K, UCI
+  Online Retail, H&M), read as published from ``data_dir`` / ``RECLAB_DATA_DIR`` or downloaded
+  into the cache on first use (H&M: local files only); see :mod:`data.named`.
 * ``synthetic``: a seeded generator (see :mod:`data.synthetic`), cached by its parameters.
 * ``file``: the user's own interactions file with a column mapping: parquet (a file or a
   directory) or delimited text of any usual dialect (see :mod:`data.files`).
@@ -17,17 +20,13 @@ Known datasets:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 import tempfile
-import urllib.error
-import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import duckdb
 
@@ -39,124 +38,38 @@ from data.files import (
     read_file_relation,
     uses_positions,
 )
+from data.movielens import (  # noqa: F401  (re-exported: MovieLens-100k lived here)
+    ML100K_DIRNAME,
+    ML100K_REQUIRED,
+    ML100K_SHA256,
+    ML100K_URL,
+    MovieLens100kSource,
+    download_movielens_100k,
+    resolve_movielens_100k,
+    verify_movielens_dir,
+)
+from data.source import Source, cache_dir  # noqa: F401  (cache_dir re-exported)
 from reclab.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "movielens-100k"
-KNOWN_DATASETS: tuple[str, ...] = ("movielens-100k", "synthetic", "file")
-
-ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
-ML100K_DIRNAME = "ml-100k"
-# SHA256 sums of the official MovieLens-100k files (from the GroupLens ml-100k.zip).
-ML100K_SHA256: dict[str, str] = {
-    "README": "4883b8cf340ed0059971b33f56ad3adc88a40792108ebca3d24aafc4c82e8b52",
-    "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
-    "u.genre": "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
-    "u.info": "5b0a40b2e47a729ee6203063f6dcf8790c2e63f5a18663e6ee318a72c5f3c27b",
-    "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-    "u.occupation": "cd5fbec9afe345d993a62fc7817df1a4a9079c4feb267b3118763b8fd942137d",
-    "u.user": "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c",
-}
-# The files the pipeline reads; they must be present and match.
-ML100K_REQUIRED: tuple[str, ...] = ("u.data", "u.item", "u.user", "u.genre")
-DOWNLOAD_TIMEOUT_S = 60.0
-
-
-def cache_dir() -> Path:
-    """Return the cache directory: env ``RECLAB_CACHE_DIR`` or ``~/.cache/reclab``.
-
-    Returns:
-        The cache directory path (not created here).
-    """
-    value = os.environ.get("RECLAB_CACHE_DIR", "").strip()
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "reclab"
+#: Public datasets read as published (or downloaded); resolved by :mod:`data.named`.
+NAMED_DATASETS: tuple[str, ...] = (
+    "movielens-1m",
+    "movielens-10m",
+    "movielens-20m",
+    "movielens-25m",
+    "lastfm-360k",
+    "online-retail",
+    "hm",
+)
+KNOWN_DATASETS: tuple[str, ...] = ("movielens-100k", *NAMED_DATASETS, "synthetic", "file")
 
 
 # --------------------------------------------------------------------------------------------
 # Sources
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class Source:
-    """A resolved dataset: cheap to build and to pickle, :meth:`fetch` makes the files local.
-
-    Attributes:
-        name: The registry name (one of ``KNOWN_DATASETS``).
-    """
-
-    name: str
-
-    #: Whether interactions carry timestamps (time-window split) or not (random per-user split).
-    has_timestamps: ClassVar[bool] = True
-
-    def fetch(self) -> Path:
-        """Make the dataset's files local (download or generate if needed).
-
-        Returns:
-            The local path the loader in :mod:`data.prepare` reads.
-        """
-        raise NotImplementedError
-
-    def describe(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description of the source, for artifacts and logs."""
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, kw_only=True)
-class MovieLens100kSource(Source):
-    """MovieLens-100k, from a verified local directory or from the download cache.
-
-    Attributes:
-        local_dir: A verified ``ml-100k`` directory given by the user, or None to use the cache.
-        cache_root: Where the download goes (``<cache>/movielens-100k``).
-        url: Download URL of the zip archive.
-        timeout_s: Socket timeout of the download, in seconds.
-    """
-
-    name: str = "movielens-100k"
-    local_dir: str | None = None
-    cache_root: str = ""
-    url: str = ML100K_URL
-    timeout_s: float = DOWNLOAD_TIMEOUT_S
-
-    def fetch(self) -> Path:
-        """Return the ``ml-100k`` directory, downloading and verifying it first if needed.
-
-        Returns:
-            The directory holding ``u.data``, ``u.item``, ``u.user`` and ``u.genre``.
-
-        Raises:
-            InputError: If the local directory is gone, or the download fails, or files do not
-                match the known checksums.
-        """
-        if self.local_dir is not None:
-            local = Path(self.local_dir)
-            if not (local / "u.data").is_file():
-                raise InputError(
-                    f"MovieLens-100k directory {local} (resolved earlier) has no u.data here; "
-                    "make the same data directory available to this step, or leave data_dir "
-                    "and RECLAB_DATA_DIR unset to download into the cache."
-                )
-            verify_movielens_dir(local)
-            return local
-        target = Path(self.cache_root) / ML100K_DIRNAME
-        if target.is_dir():
-            verify_movielens_dir(target)
-            return target
-        return download_movielens_100k(
-            Path(self.cache_root), url=self.url, timeout_s=self.timeout_s
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description of the source."""
-        return {
-            "name": self.name,
-            "local_dir": self.local_dir,
-            "cache_root": self.cache_root,
-            "url": None if self.local_dir else self.url,
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,13 +207,15 @@ def resolve_source(
     """Check the data parameters and return a :class:`Source`, without heavy work.
 
     No download and no generation happen here; for MovieLens-100k in a local directory (or an
-    existing cache) the SHA256 sums are checked, for a user file its schema is read.
+    existing cache) the SHA256 sums are checked, for a named dataset the files are looked for,
+    for a user file its schema is read.
 
     Args:
         name: Dataset name, one of ``KNOWN_DATASETS``.
-        data_dir: MovieLens only: a directory holding ``ml-100k/`` or the ``ml-100k/`` directory
-            itself. Defaults to env ``RECLAB_DATA_DIR``; when neither is set the files are
-            downloaded into the cache by :meth:`Source.fetch`.
+        data_dir: MovieLens-100k and the named datasets: a directory holding the dataset's
+            published folder (e.g. ``ml-100k/``), the folder itself, or (named datasets) the
+            published archive. Defaults to env ``RECLAB_DATA_DIR``; when neither holds the files
+            they are downloaded into the cache by :meth:`Source.fetch` (``hm``: an error).
         interactions_file: ``file`` only: a parquet file, a directory of parquet files, or a
             delimited text file (``.csv``, ``.tsv``, ``.txt``, ``.dat``, each optionally
             ``.gz``; delimiter, header and encoding are detected).
@@ -337,7 +252,11 @@ def resolve_source(
         logger.warning("synthetic parameters ignored: dataset is %r, not 'synthetic'", name)
 
     if name == "movielens-100k":
-        return _resolve_movielens(data_dir)
+        return resolve_movielens_100k(data_dir)
+    if name in NAMED_DATASETS:
+        from data.named import resolve_named
+
+        return resolve_named(name, data_dir)
     if name == "synthetic":
         from data.synthetic import validate_synthetic_params
 
@@ -346,166 +265,6 @@ def resolve_source(
     return _resolve_file(interactions_file, columns)
 
 
-def _resolve_movielens(data_dir: str | None) -> MovieLens100kSource:
-    """Find and verify a local MovieLens-100k copy, or point at the cache."""
-    given = data_dir if data_dir else os.environ.get("RECLAB_DATA_DIR", "").strip() or None
-    origin = "data_dir" if data_dir else "RECLAB_DATA_DIR"
-    cache_root = cache_dir() / "movielens-100k"
-    if given is None:
-        cached = cache_root / ML100K_DIRNAME
-        if cached.is_dir():
-            verify_movielens_dir(cached)
-        return MovieLens100kSource(cache_root=str(cache_root))
-    base = Path(given).expanduser().resolve()
-    if not base.is_dir():
-        raise InputError(
-            f"{origin}={given!r} is not a directory; point it at the directory holding "
-            f"{ML100K_DIRNAME}/ (or at {ML100K_DIRNAME}/ itself), or leave it unset to download."
-        )
-    if (base / "u.data").is_file():
-        ml_dir = base
-    elif (base / ML100K_DIRNAME / "u.data").is_file():
-        ml_dir = base / ML100K_DIRNAME
-    else:
-        raise InputError(
-            f"{origin}={given!r} holds no MovieLens-100k files: expected {base}/u.data or "
-            f"{base}/{ML100K_DIRNAME}/u.data; point it at the directory holding "
-            f"{ML100K_DIRNAME}/, or leave it unset to download."
-        )
-    verify_movielens_dir(ml_dir)
-    return MovieLens100kSource(local_dir=str(ml_dir), cache_root=str(cache_root))
-
-
-def _sha256(path: Path) -> str:
-    """Return the hex SHA256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_sha256sums(path: Path) -> dict[str, str]:
-    """Parse a ``sha256sum``-style file into name -> hex digest."""
-    sums: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 2 or len(parts[0]) != 64:
-            raise InputError(
-                f"{path} line {lineno} is not '<sha256>  <file name>': {line!r}; fix or delete "
-                "that SHA256SUMS file (the built-in sums are used without it)."
-            )
-        sums[parts[1].lstrip("*")] = parts[0].lower()
-    return sums
-
-
-def verify_movielens_dir(ml_dir: Path) -> None:
-    """Check the MovieLens-100k files in ``ml_dir`` against their SHA256 sums.
-
-    Sums come from ``ml_dir/SHA256SUMS`` when that file exists, else from the sums built into
-    this module. The files the pipeline reads must be present.
-
-    Args:
-        ml_dir: The ``ml-100k`` directory.
-
-    Raises:
-        InputError: If a needed file is missing or a file does not match its sum (the message
-            names the file).
-    """
-    sums_file = ml_dir / "SHA256SUMS"
-    listed = _read_sha256sums(sums_file) if sums_file.is_file() else {}
-    expected = {**ML100K_SHA256, **listed}
-    for fname in ML100K_REQUIRED:
-        if not (ml_dir / fname).is_file():
-            raise InputError(
-                f"MovieLens-100k file {ml_dir / fname} is missing; restore the full ml-100k "
-                "directory (unzip ml-100k.zip from GroupLens) or point data_dir elsewhere."
-            )
-    for fname in [f for f in expected if (ml_dir / f).is_file()]:
-        actual = _sha256(ml_dir / fname)
-        if actual != expected[fname]:
-            source = sums_file if fname in listed else "the built-in MovieLens-100k sums"
-            raise InputError(
-                f"checksum mismatch for {ml_dir / fname}: SHA256 is {actual}, expected "
-                f"{expected[fname]} (from {source}); the file is corrupt or modified, replace it "
-                "with the original from ml-100k.zip."
-            )
-
-
-def download_movielens_100k(
-    cache_root: Path, *, url: str = ML100K_URL, timeout_s: float = DOWNLOAD_TIMEOUT_S
-) -> Path:
-    """Download and unzip MovieLens-100k into ``cache_root/ml-100k``, verifying checksums.
-
-    The archive is downloaded and extracted inside a temporary directory next to the target and
-    only renamed into place once every file with a known sum matches, so no half-written or
-    corrupt copy is ever left in the cache.
-
-    Args:
-        cache_root: Directory that will hold ``ml-100k/``.
-        url: Archive URL (``https://``, ``http://`` or ``file://``).
-        timeout_s: Socket timeout for the download, in seconds.
-
-    Returns:
-        The verified ``cache_root/ml-100k`` directory.
-
-    Raises:
-        InputError: If the download fails, the archive is not a zip holding ``ml-100k/``, or a
-            file does not match its known SHA256 sum (the download is then deleted).
-    """
-    cache_root.mkdir(parents=True, exist_ok=True)
-    target = cache_root / ML100K_DIRNAME
-    tmp = Path(tempfile.mkdtemp(prefix=".download-", suffix=".tmp", dir=cache_root))
-    try:
-        archive = tmp / "ml-100k.zip"
-        logger.info("downloading MovieLens-100k from %s into %s", url, cache_root)
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as resp, archive.open("wb") as fh:
-                shutil.copyfileobj(resp, fh, length=1 << 20)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise InputError(
-                f"could not download MovieLens-100k from {url}: {exc}; check the network, or "
-                "pass data_dir / set RECLAB_DATA_DIR to a local copy of ml-100k."
-            ) from exc
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp / "extract")
-        except zipfile.BadZipFile as exc:
-            raise InputError(
-                f"the file downloaded from {url} is not a zip archive ({exc}); check the URL or "
-                "pass data_dir / set RECLAB_DATA_DIR to a local copy of ml-100k."
-            ) from exc
-        extracted = tmp / "extract" / ML100K_DIRNAME
-        if not extracted.is_dir():
-            raise InputError(
-                f"the archive from {url} has no {ML100K_DIRNAME}/ directory; check the URL or "
-                "pass data_dir / set RECLAB_DATA_DIR to a local copy of ml-100k."
-            )
-        for fname in ML100K_REQUIRED:
-            if not (extracted / fname).is_file():
-                raise InputError(
-                    f"the archive from {url} lacks {ML100K_DIRNAME}/{fname}; check the URL or "
-                    "pass data_dir / set RECLAB_DATA_DIR to a local copy of ml-100k."
-                )
-        for fname, want in ML100K_SHA256.items():
-            if (extracted / fname).is_file() and _sha256(extracted / fname) != want:
-                raise InputError(
-                    f"checksum mismatch for {fname} downloaded from {url}: the download was "
-                    "deleted; retry later, or pass data_dir / set RECLAB_DATA_DIR to a verified "
-                    "local copy of ml-100k."
-                )
-        try:
-            os.replace(extracted, target)
-        except OSError:
-            # A concurrent download won the rename; keep theirs if it verifies.
-            if not target.is_dir():
-                raise
-        verify_movielens_dir(target)
-        return target
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _resolve_file(

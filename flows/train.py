@@ -43,12 +43,18 @@ class TrainFlow(FlowSpec):
     dataset = Parameter(
         "dataset",
         default="movielens-100k",
-        help="Named dataset: movielens-100k, synthetic, or file (with --interactions-file).",
+        help="Dataset: movielens-100k (100k ratings), movielens-1m (1M), movielens-10m (10M), "
+        "movielens-20m (20M), movielens-25m (25M ratings, 162k users), lastfm-360k (17.5M play "
+        "counts, no timestamps), online-retail (UCI invoice lines, 542k rows), hm (H&M, "
+        "31.8M purchases; Kaggle files in --data-dir only), synthetic, or file (with "
+        "--interactions-file). Named datasets are read from --data-dir as published (folder, "
+        "its parent or the archive) or downloaded into the cache; README: Datasets.",
     )
     data_dir = Parameter(
         "data-dir",
         default="",
-        help="Local directory holding the dataset files (else $RECLAB_DATA_DIR, else download "
+        help="Local directory holding the dataset files as published: the unpacked folder "
+        "(e.g. ml-25m/), its parent, or the archive itself (else $RECLAB_DATA_DIR, else download "
         "into the cache).",
     )
     interactions_file = Parameter(

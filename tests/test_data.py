@@ -204,7 +204,7 @@ def test_download_checksum_mismatch_is_deleted(tmp_path):
 
 def test_unknown_dataset_lists_known_names():
     with pytest.raises(InputError) as err:
-        resolve_source("movielens-1m")
+        resolve_source("movielens-2m")
     for name in KNOWN_DATASETS:
         assert name in str(err.value)
 
