@@ -265,8 +265,6 @@ def resolve_source(
     return _resolve_file(interactions_file, columns)
 
 
-
-
 def _resolve_file(
     interactions_file: str | None, columns: dict[str, Any] | str | None
 ) -> FileSource:
