@@ -221,6 +221,7 @@ def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
         "start",
         "get_dataset",
         "build_workflow",
+        "plan_candidates",
         "cpu_fanout",
         "train_cpu",
         "collect_cpu",
