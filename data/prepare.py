@@ -578,13 +578,8 @@ def _prepare(
     rows_source = int(run_sql(con, "raw_count.sql").fetchall()[0][0])
     if rows_source == 0:
         raise InputError(f"the {source.name} source has no interactions; check its files.")
-    duplicates = _check_interactions(con, source)
-    if duplicates:
-        notes.append(
-            f"{duplicates} exact duplicate rows (same user, item, timestamp, weight and "
-            "features as another row) dropped: each is kept once"
-        )
-        logger.warning("%s source: %s", source.name, notes[-1])
+    duplicates, notes_on_rows = _check_interactions(con, source)
+    notes += notes_on_rows
     if params["sampling"]:
         con.execute(_sample_sql(params["row_sampling"], seed))
     else:
@@ -695,10 +690,16 @@ def _prepare(
     return info
 
 
-def _check_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> int:
-    """Refuse unusable weights; keep exact duplicate rows once. Returns the duplicates dropped.
+def _check_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[int, list[str]]:
+    """Refuse unusable weights; apply the duplicate-row rule. Creates ``interactions``.
 
-    Creates the table or view ``interactions`` that sampling reads.
+    The rule: with timestamps, a row equal to another in every column (user, item, timestamp,
+    weight, features) is the same event logged twice and is kept once. Without timestamps an
+    identical row cannot be told from a repeat (a second purchase), so it is kept and its
+    weight adds up with the first. Either way the count goes into the split notes.
+
+    Returns:
+        The number of duplicate rows dropped, and the notes to add.
 
     Raises:
         InputError: If a weight is missing, NaN or infinite, or negative.
@@ -724,9 +725,26 @@ def _check_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> int:
             "those rows (e.g. dislikes) or map a non-negative column, or remove the weight "
             "mapping to give every row weight 1.0."
         )
-    duplicates = n - checks["distinct_rows"]
-    run_sql(con, "interactions_deduplicated.sql" if duplicates else "interactions_all.sql")
-    return int(duplicates)
+    repeated = int(n - checks["distinct_rows"])
+    if not repeated:
+        run_sql(con, "interactions_all.sql")
+        return 0, []
+    if checks["n_ts"]:
+        run_sql(con, "interactions_deduplicated.sql")
+        note = (
+            f"{repeated} exact duplicate rows (same user, item, timestamp, weight and features "
+            "as another row) dropped: each event is kept once"
+        )
+        dropped = repeated
+    else:
+        run_sql(con, "interactions_all.sql")
+        note = (
+            f"{repeated} rows repeat another row exactly; without timestamps they count as "
+            "repeated interactions, whose weights add up"
+        )
+        dropped = 0
+    logger.warning("%s source: %s", source.name, note)
+    return dropped, [note]
 
 
 def _evaluable_users(
