@@ -170,6 +170,9 @@ class TrainFlow(FlowSpec):
         from reclab.batch_scoring import claim_scores_location
         from reclab.training import validate_run_parameters
 
+        self.family_overrides = {
+            "als": {"engine": self.als_engine, "spark_master": self.spark_master}
+        }
         checked = validate_run_parameters(
             dataset=self.dataset,
             data_dir=self.data_dir,
@@ -183,9 +186,7 @@ class TrainFlow(FlowSpec):
             grid=self.grid,
             grid_file=self.grid_file,
             k=self.k,
-            family_overrides={
-                "als": {"engine": self.als_engine, "spark_master": self.spark_master}
-            },
+            family_overrides=self.family_overrides,
             validation_metric=self.validation_metric,
             bootstrap_samples=self.bootstrap_samples,
             seed=self.seed,
@@ -247,7 +248,7 @@ class TrainFlow(FlowSpec):
             self.families,
             self.grid,
             self.grid_file or None,
-            {"als": {"engine": self.als_engine, "spark_master": self.spark_master}},
+            self.family_overrides,
             seed=self.seed,
         )
         # Metaflow refuses an empty foreach: a fan-out with no candidate runs one no-op branch.

@@ -341,8 +341,8 @@ def build_leaderboard(
     ``error_type`` and ``error`` (empty where ``ok``), ``valid_<metric>_at_<k>`` and
     ``test_<metric>_at_<k>`` for every metric (plus ``_low``/``_high`` bootstrap bounds for ndcg
     and recall; NaN on failed rows), ``overlaps_best`` (the validation interval overlaps the
-    winner's), ``fit_seconds``, ``recommend_seconds``, ``elapsed_seconds`` (the whole branch,
-    also for failures), and the window/user counts.
+    winner's), ``fit_seconds``, ``recommend_seconds``, ``elapsed_seconds`` (the candidate's time
+    in its branch: load, fit, evaluate; also for failures), and the window/user counts.
 
     Raises:
         ValueError: If there is no candidate at all, or results lack the validation metric.
