@@ -404,6 +404,7 @@ def _derive_dates(
     bounds: dict[str, Any],
     days: list[date],
     source: Source,
+    sampled: bool = False,
 ) -> tuple[str, str, list[str]]:
     """Fill missing split dates with the days of the 80th / 90th percentile timestamps.
 
@@ -413,6 +414,7 @@ def _derive_dates(
         bounds: The row of ``split_bounds.sql``.
         days: The distinct days (UTC) holding rows, in order (``split_days.sql``).
         source: The source, for the messages.
+        sampled: Whether the rows are a ``row_sampling`` sample (then more of them may help).
 
     Raises:
         InputError: If the rows cover fewer than 3 days (no whole-day dates can give three
@@ -422,16 +424,16 @@ def _derive_dates(
     notes = []
     if len(days) < 3:
         covered = ", ".join(day.isoformat() for day in days)
-        fallback = (
-            ", or drop the timestamp from --columns to split each user's rows at random"
-            if isinstance(source, FileSource)
-            else ""
-        )
+        remedies = ["use data that spans more days"]
+        if sampled:
+            remedies.append(f"raise --row-sampling (this sample kept {bounds['n_rows']} rows)")
+        if isinstance(source, FileSource):
+            remedies.append("drop the timestamp from --columns to split each user's rows at random")
         raise InputError(
             f"the {source.name} data covers only {len(days)} day(s) ({covered}, UTC): a time "
             "split with whole-day dates (train < training_end_date <= valid < "
-            "validation_end_date <= test) needs rows on at least 3 different days. Use data "
-            f"that spans more days{fallback}."
+            "validation_end_date <= test) needs rows on at least 3 different days; "
+            f"{', or '.join(remedies)}."
         )
     train_end = given_train or bounds["default_training_end"].isoformat()
     valid_end = given_valid or bounds["default_validation_end"].isoformat()
@@ -601,7 +603,12 @@ def _prepare(
         method = "time_window"
         days = [row[0] for row in run_sql(con, "split_days.sql").fetchall()]
         train_end, valid_end, date_notes = _derive_dates(
-            params["training_end_date"], params["validation_end_date"], bounds, days, source
+            params["training_end_date"],
+            params["validation_end_date"],
+            bounds,
+            days,
+            source,
+            sampled=params["sampling"],
         )
         notes += date_notes
         run_sql(
