@@ -2,9 +2,12 @@
 
 ``magicdir`` carries a directory between steps as an artifact; see ``custom_decorators.magic_dir``.
 ``gpu_on_batch`` sends a step to an AWS Batch GPU queue when the flow's compute ``Config`` says
-the run is remote; see ``custom_decorators.remote``.
+the run is remote; see ``custom_decorators.remote``. ``stop_cleanly`` wraps a flow's entry point
+so SIGINT and SIGTERM stop its tasks without orphans or leftover folders; see
+``custom_decorators.interrupts``.
 """
 
+from custom_decorators.interrupts import stop_cleanly
 from custom_decorators.magic_dir import (
     MagicDirError,
     archive_directory,
@@ -31,4 +34,5 @@ __all__ = [
     "gpu_on_batch",
     "magicdir",
     "magicdir_path",
+    "stop_cleanly",
 ]

@@ -41,7 +41,11 @@ Semantics:
   reused as they are, so foreach branches that only read the directory do not multiply
   storage (Metaflow's datastore is content addressed). A directory the step deleted is
   archived as empty. The private directory is always removed afterwards, also on failure, and
-  a failed step never gets a new (possibly half-written) archive.
+  a failed step never gets a new (possibly half-written) archive. A task stopped by
+  ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM under ``custom_decorators.interrupts``), which
+  Metaflow unwinds without calling ``post_step``, removes it when the process exits; the folders
+  of a task killed outright (SIGKILL) are removed by ``remove_task_dirs``, which the
+  interrupted runtime calls for its run.
 * **Resume.** ``resume`` re-runs a step with its origin run's inputs (cloned into the new
   run), so the re-run step sees the same restored directory.
 * **Safety.** ``dir`` must be a simple name (letters, digits, ``_``, ``-``, ``.``, not
@@ -62,6 +66,7 @@ Quirks worth knowing:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import gzip
 import hashlib
@@ -96,6 +101,16 @@ Manifest = tuple[tuple[str, str, int, str], ...]
 # Directories of the @magicdir decorators active in this process: Metaflow runs one task
 # per process, so a module-level registry is what magicdir_path reads.
 _ACTIVE: dict[str, Path] = {}
+# Private directories not yet removed; removed at exit too, for a task that is interrupted
+# (Metaflow calls post_step only for an Exception, not for KeyboardInterrupt).
+_LIVE: set[Path] = set()
+
+
+@atexit.register
+def _remove_live_dirs() -> None:
+    for path in list(_LIVE):
+        shutil.rmtree(path, ignore_errors=True)
+        _LIVE.discard(path)
 
 
 class MagicDirError(MetaflowException):
@@ -322,14 +337,50 @@ def extract_archive(data: bytes, dest: Path) -> None:
     _extract(data, Path(dest))
 
 
+def _base_dir() -> Path:
+    return Path(os.environ.get(ROOT_ENV_VAR) or tempfile.gettempdir()) / "magicdir"
+
+
+def _dir_prefix(*parts: Any) -> str:
+    return "-".join(_UNSAFE_CHARS_RE.sub("_", str(part)) for part in parts) + "-"
+
+
 def _private_dir(name: str) -> Path:
-    base = Path(os.environ.get(ROOT_ENV_VAR) or tempfile.gettempdir()) / "magicdir"
+    base = _base_dir()
     base.mkdir(parents=True, exist_ok=True)
-    parts = (current.flow_name, current.run_id, current.step_name, current.task_id, name)
-    prefix = "-".join(_UNSAFE_CHARS_RE.sub("_", str(part)) for part in parts) + "-"
+    prefix = _dir_prefix(
+        current.flow_name, current.run_id, current.step_name, current.task_id, name
+    )
     # mkdtemp keeps retries and leftovers of killed tasks apart; one flat level avoids
     # racing parallel tasks that would create and prune shared parent folders.
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    _LIVE.add(path)
+    return path
+
+
+def remove_task_dirs(flow_name: str, run_id: str) -> list[Path]:
+    """Remove the private directories left by a run's tasks, e.g. tasks killed by SIGKILL.
+
+    Call it only when no task of that run is running (the interrupted runtime does, once
+    Metaflow has killed its tasks): the directories of live tasks would go too.
+
+    Args:
+        flow_name: The flow's name, e.g. ``"TrainFlow"``.
+        run_id: The run's id.
+
+    Returns:
+        The directories removed.
+    """
+    base = _base_dir()
+    if not base.is_dir():
+        return []
+    prefix = _dir_prefix(flow_name, run_id)
+    removed = []
+    for path in sorted(base.iterdir()):
+        if path.name.startswith(prefix) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 def _input_archive(source: Any, name: str) -> bytes | None:
@@ -422,6 +473,7 @@ class magicdir(UserStepDecorator):  # noqa: N801 (lower case like Metaflow's own
             logger.info("@magicdir(dir=%r) on %s uses %s", self.name, step_name, path)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
+            _LIVE.discard(path)
             raise
         _ACTIVE[self.name] = path
 
@@ -457,4 +509,5 @@ class magicdir(UserStepDecorator):  # noqa: N801 (lower case like Metaflow's own
                 # A failed join gets no archive rather than the placeholder.
                 delattr(flow, self.artifact)
             shutil.rmtree(self._path, ignore_errors=True)
+            _LIVE.discard(self._path)
         return exception, None

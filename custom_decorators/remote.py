@@ -34,7 +34,9 @@ Semantics:
 * ``remote`` true: ``@batch`` is added to the step with ``gpu`` (default 1) and, where set,
   ``image``, ``queue``, ``cpu`` and ``memory``. It replaces a ``@batch`` attached by
   ``--with batch`` (whose arguments then do not apply to this step); Metaflow combines the
-  ``@batch`` and ``@resources`` values by taking the larger of each.
+  ``@batch`` and ``@resources`` values by taking the larger of each. ``@retry(times=1)`` is
+  added too (unless the step has a ``@retry``): a remote task can die of causes outside the
+  code (a reclaimed spot instance, a lost container); a local one fails the same way twice.
 * Unknown keys in the ``Config`` raise a ``TypeError`` when the flow starts, and wrong types
   a ``RemoteComputeError``, so a typo never silently runs the step on the wrong machine.
 """
@@ -52,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 # The default value of the flow's compute Config: run everything where the run runs.
 COMPUTE_DEFAULTS: dict[str, Any] = {"remote": False, "image": "", "queue": ""}
+# Retries of a remote GPU task: one, for a lost instance; @catch records what still fails.
+REMOTE_RETRIES = 1
 
 
 class RemoteComputeError(MetaflowException):
@@ -159,7 +163,10 @@ class gpu_on_batch(StepMutator):  # noqa: N801 -- decorators are lower case in M
         """
         if not self.remote:
             return
-        logger.debug("@gpu_on_batch adds @batch(%s)", self.attributes)
+        logger.debug("@gpu_on_batch adds @batch(%s) and @retry(times=1)", self.attributes)
         mutable_step.add_decorator(
             "batch", deco_kwargs=dict(self.attributes), duplicates=MutableStep.OVERRIDE
+        )
+        mutable_step.add_decorator(
+            "retry", deco_kwargs={"times": REMOTE_RETRIES}, duplicates=MutableStep.IGNORE
         )

@@ -43,6 +43,7 @@ from data.registry import (
     SyntheticSource,
 )
 from reclab.errors import InputError
+from reclab.evidence import thin_window_caveats
 
 logger = logging.getLogger(__name__)
 
@@ -398,10 +399,42 @@ def _window_text(split: str, train_end: str | None, valid_end: str | None) -> st
 
 
 def _derive_dates(
-    given_train: str | None, given_valid: str | None, bounds: dict[str, Any]
+    given_train: str | None,
+    given_valid: str | None,
+    bounds: dict[str, Any],
+    days: list[date],
+    source: Source,
+    sampled: bool = False,
 ) -> tuple[str, str, list[str]]:
-    """Fill missing split dates with the days of the 80th / 90th percentile timestamps."""
+    """Fill missing split dates with the days of the 80th / 90th percentile timestamps.
+
+    Args:
+        given_train: ``training_end_date`` as given, or None.
+        given_valid: ``validation_end_date`` as given, or None.
+        bounds: The row of ``split_bounds.sql``.
+        days: The distinct days (UTC) holding rows, in order (``split_days.sql``).
+        source: The source, for the messages.
+        sampled: Whether the rows are a ``row_sampling`` sample (then more of them may help).
+
+    Raises:
+        InputError: If the rows cover fewer than 3 days (no whole-day dates can give three
+            non-empty windows), or the dates are not in order; the message names dates that
+            work where there are any.
+    """
     notes = []
+    if len(days) < 3:
+        covered = ", ".join(day.isoformat() for day in days)
+        remedies = ["use data that spans more days"]
+        if sampled:
+            remedies.append(f"raise --row-sampling (this sample kept {bounds['n_rows']} rows)")
+        if isinstance(source, FileSource):
+            remedies.append("drop the timestamp from --columns to split each user's rows at random")
+        raise InputError(
+            f"the {source.name} data covers only {len(days)} day(s) ({covered}, UTC): a time "
+            "split with whole-day dates (train < training_end_date <= valid < "
+            "validation_end_date <= test) needs rows on at least 3 different days; "
+            f"{', or '.join(remedies)}."
+        )
     train_end = given_train or bounds["default_training_end"].isoformat()
     valid_end = given_valid or bounds["default_validation_end"].isoformat()
     if not given_train:
@@ -413,9 +446,50 @@ def _derive_dates(
         raise InputError(
             f"validation_end_date={valid_end} is not after training_end_date={train_end} "
             f"({', '.join(derived)} end date derived from the data, whose timestamps run from "
-            f"{bounds['ts_min']} to {bounds['ts_max']}); pass both dates explicitly."
+            f"{bounds['ts_min']} to {bounds['ts_max']}){_dates_that_work(days, bounds)}."
         )
     return train_end, valid_end, notes
+
+
+def suggest_split_dates(
+    days: list[date], training_day: date, validation_day: date
+) -> tuple[date, date] | None:
+    """Whole-day split dates that give every window rows, as near the defaults as possible.
+
+    Train is before the training date, validation from it to the validation date, test from
+    that date on; all three get rows when both dates are days that hold rows and the
+    training date is neither the first of them nor at or after the validation date.
+
+    Args:
+        days: The distinct days holding rows, in order.
+        training_day: The preferred training end (the day of the 80th percentile timestamp).
+        validation_day: The preferred validation end (the day of the 90th percentile).
+
+    Returns:
+        ``(training_end_date, validation_end_date)``, or None with fewer than 3 days.
+    """
+    if len(days) < 3:
+        return None
+    # The validation date is a data day from the third on; the training date a data day after
+    # the first and before the validation date. Clamping a data day into such a range gives one.
+    valid_end = min(max(validation_day, days[2]), days[-1])
+    position = days.index(valid_end)
+    train_end = min(max(training_day, days[1]), days[position - 1])
+    return train_end, valid_end
+
+
+def _dates_that_work(days: list[date], bounds: dict[str, Any]) -> str:
+    """``"; e.g. pass --training-end-date X --validation-end-date Y"``, or "" where none exist."""
+    suggestion = suggest_split_dates(
+        days, bounds["default_training_end"], bounds["default_validation_end"]
+    )
+    if suggestion is None:
+        return ""
+    train_end, valid_end = (day.isoformat() for day in suggestion)
+    return (
+        f"; dates that give every window rows: --training-end-date {train_end} "
+        f"--validation-end-date {valid_end}"
+    )
 
 
 def prepare_dataset(
@@ -506,6 +580,8 @@ def _prepare(
     rows_source = int(run_sql(con, "raw_count.sql").fetchall()[0][0])
     if rows_source == 0:
         raise InputError(f"the {source.name} source has no interactions; check its files.")
+    duplicates, notes_on_rows = _check_interactions(con, source)
+    notes += notes_on_rows
     if params["sampling"]:
         con.execute(_sample_sql(params["row_sampling"], seed))
     else:
@@ -525,8 +601,14 @@ def _prepare(
     train_end = valid_end = None
     if bounds["n_ts"] == n:
         method = "time_window"
+        days = [row[0] for row in run_sql(con, "split_days.sql").fetchall()]
         train_end, valid_end, date_notes = _derive_dates(
-            params["training_end_date"], params["validation_end_date"], bounds
+            params["training_end_date"],
+            params["validation_end_date"],
+            bounds,
+            days,
+            source,
+            sampled=params["sampling"],
         )
         notes += date_notes
         run_sql(
@@ -565,13 +647,14 @@ def _prepare(
                 f"the {split} window {_window_text(split, train_end, valid_end)} has no rows: "
                 f"the data's timestamps run from {bounds['ts_min']} to {bounds['ts_max']} (UTC); "
                 "choose training_end_date and validation_end_date inside that range so that "
-                "every window gets rows."
+                f"every window gets rows{_dates_that_work(days, bounds)}."
             )
         raise InputError(
             f"the {split} window of the random per-user split has no rows: users have too few "
             "interactions (a user needs 10 rows to reach test for sure); use more data or a "
             "higher row_sampling."
         )
+    evaluable = _evaluable_users(con, counts, method, train_end, valid_end, notes)
     is_file = isinstance(source, FileSource)
     run_sql(con, "canonical_passthrough.sql" if is_file else "join_features.sql")
     for split in SPLITS:
@@ -592,8 +675,13 @@ def _prepare(
         "user_features": [c for c in columns if c.startswith("user_") and c != "user_id"],
         "item_features": [c for c in columns if c.startswith("item_") and c != "item_id"],
         **{split: counts[split] for split in SPLITS},
+        "duplicates_dropped": duplicates,
+        "evaluable_users": evaluable,
+        "caveats": thin_window_caveats(evaluable),
         "notes": notes,
     }
+    for caveat in info["caveats"]:
+        logger.warning("THIN EVIDENCE: %s", caveat)
     logger.info(
         "split %s of %s: training_end_date=%s validation_end_date=%s; %s",
         method,
@@ -607,3 +695,98 @@ def _prepare(
         ),
     )
     return info
+
+
+def _check_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[int, list[str]]:
+    """Refuse unusable weights; apply the duplicate-row rule. Creates ``interactions``.
+
+    The rule: with timestamps, a row equal to another in every column (user, item, timestamp,
+    weight, features) is the same event logged twice and is kept once. Without timestamps an
+    identical row cannot be told from a repeat (a second purchase), so it is kept and its
+    weight adds up with the first. Either way the count goes into the split notes.
+
+    Returns:
+        The number of duplicate rows dropped, and the notes to add.
+
+    Raises:
+        InputError: If a weight is missing, NaN or infinite, or negative.
+    """
+    checks = _fetch_dict(run_sql(con, "interaction_checks.sql"))
+    n = checks["n_rows"]
+    weight_from = (
+        f"the weight column {source.columns['weight']!r}"
+        if isinstance(source, FileSource) and source.columns.get("weight")
+        else "the weights"
+    )
+    if checks["bad_weights"]:
+        raise InputError(
+            f"{checks['bad_weights']} of {n} rows of the {source.name} source have a missing, "
+            f"NaN or infinite weight in {weight_from} (e.g. {checks['bad_weight_example']}); "
+            "drop or fix those rows, or remove the weight mapping to give every row weight 1.0."
+        )
+    if checks["negative_weights"]:
+        raise InputError(
+            f"{checks['negative_weights']} of {n} rows of the {source.name} source have a "
+            f"negative weight in {weight_from} (lowest {checks['min_weight']}): weights are "
+            "interaction strengths (counts, ratings, seconds watched) and must be >= 0. Drop "
+            "those rows (e.g. dislikes) or map a non-negative column, or remove the weight "
+            "mapping to give every row weight 1.0."
+        )
+    repeated = int(n - checks["distinct_rows"])
+    if not repeated:
+        run_sql(con, "interactions_all.sql")
+        return 0, []
+    if checks["n_ts"]:
+        run_sql(con, "interactions_deduplicated.sql")
+        note = (
+            f"{repeated} exact duplicate rows (same user, item, timestamp, weight and features "
+            "as another row) dropped: each event is kept once"
+        )
+        dropped = repeated
+    else:
+        run_sql(con, "interactions_all.sql")
+        note = (
+            f"{repeated} rows repeat another row exactly; without timestamps they count as "
+            "repeated interactions, whose weights add up"
+        )
+        dropped = 0
+    logger.warning("%s source: %s", source.name, note)
+    return dropped, [note]
+
+
+def _evaluable_users(
+    con: duckdb.DuckDBPyConnection,
+    counts: dict[str, dict[str, int]],
+    method: str,
+    train_end: str | None,
+    valid_end: str | None,
+    notes: list[str],
+) -> dict[str, int]:
+    """Evaluable users of the validation and test windows (``evaluable_users.sql``).
+
+    Raises:
+        InputError: If a window has no evaluable user: no candidate could be compared on it.
+    """
+    rows = {
+        row[0]: (int(row[1]), int(row[2])) for row in run_sql(con, "evaluable_users.sql").fetchall()
+    }
+    evaluable = {}
+    for split, label in (("valid", "validation"), ("test", "test")):
+        window_users, users = rows.get(split, (0, 0))
+        evaluable[split] = users
+        notes.append(f"{label} window: {users} evaluable users of {window_users}")
+        if users:
+            continue
+        advice = (
+            "move --training-end-date earlier (or use more data, or a higher --row-sampling) "
+            "so that users seen in train come back with new items"
+            if method == "time_window"
+            else "use more data or a higher --row-sampling, so that users have enough rows"
+        )
+        raise InputError(
+            f"the {label} window {_window_text(split, train_end, valid_end)} has "
+            f"{counts[split]['rows']} rows from {window_users} users, but no evaluable user: "
+            "an evaluable user is in train and has a window item that is not already among "
+            f"their train items, so no candidate could be compared on it; {advice}."
+        )
+    return evaluable

@@ -1,17 +1,24 @@
 """TrainFlow: real data in, several recommender families trained in parallel, one honest
 comparison, the winner versioned as a Metaflow artifact.
 
-    start -> get_dataset -> build_workflow -> cpu_fanout -> train_cpu (foreach) -> collect_cpu
-                                           \\-> gpu_fanout -> train_gpu (foreach) -> collect_gpu
-    collect_cpu + collect_gpu -> join (leaderboard, best model, card) -> end
+    start -> get_dataset -> build_workflow -> plan_candidates
+    plan_candidates -> cpu_fanout -> train_cpu (foreach) -> collect_cpu
+                   \\-> gpu_fanout -> train_gpu (foreach) -> collect_gpu
+    collect_cpu + collect_gpu -> join (leaderboard, best model, card) -> batch_score -> end
 
 Steps are thin: each calls tested functions in ``data``, ``workflow_builder`` and ``reclab``.
 Artifacts users read with the Metaflow client (stable names): ``leaderboard``,
-``best_model_name``, ``best_params``, ``best_model``, ``test_metrics``, ``split``.
+``best_model_name``, ``best_params``, ``best_model``, ``test_metrics``, ``split``, ``caveats``.
+
+A candidate that raises or runs past the per-candidate time limit (the ``limits`` Config) is
+caught by ``@catch`` and becomes a failed leaderboard row; the others train on. Candidates are
+planned in ``plan_candidates``, after the data steps, so ``resume plan_candidates`` after fixing
+a grid file reuses the data and trains the fixed candidates.
 """
 
 import logging
 import os
+import sys
 
 # Metaflow's code package (what --with batch uploads) takes only these suffixes; the steps also
 # read .sql files. The packages outside flows/ come in through the symlinks in flows/.
@@ -23,12 +30,32 @@ if all(
 ):
     os.environ["METAFLOW_USER"] = "reclab"
 
-from metaflow import Config, FlowSpec, Parameter, card, current, resources, step  # noqa: E402
+from metaflow import (  # noqa: E402
+    Config,
+    FlowSpec,
+    Parameter,
+    card,
+    catch,
+    current,
+    resources,
+    step,
+    timeout,
+)
 
-from custom_decorators import COMPUTE_DEFAULTS, gpu_on_batch, magicdir, magicdir_path  # noqa: E402
+from custom_decorators import (  # noqa: E402
+    COMPUTE_DEFAULTS,
+    gpu_on_batch,
+    magicdir,
+    magicdir_path,
+    stop_cleanly,
+)
+from reclab.limits import LIMITS_DEFAULT_TEXT, parse_limits  # noqa: E402
 
 # Library code logs progress (counts, rates, seconds); show it in the step logs.
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+# Per-branch artifacts that differ between the training branches; collect_* gathers them.
+BRANCH_ARTIFACTS = ["result", "failure", "elapsed_seconds", "_catch_exception"]
 
 
 class TrainFlow(FlowSpec):
@@ -39,6 +66,14 @@ class TrainFlow(FlowSpec):
         default_value=COMPUTE_DEFAULTS,
         help='Where train_gpu runs: {"remote": true, "image": ..., "queue": ...} adds '
         "@batch(gpu=1) to it (see docs/aws_batch.md).",
+    )
+    limits = Config(
+        "limits",
+        default_value=LIMITS_DEFAULT_TEXT,
+        parser=parse_limits,
+        help='Per-candidate time limit: {"candidate_seconds": 14400} (the default, 4 hours). '
+        "A candidate past it is stopped and recorded as failed; fixed for the run and its "
+        "resumes.",
     )
     dataset = Parameter(
         "dataset",
@@ -143,9 +178,13 @@ class TrainFlow(FlowSpec):
 
     @step
     def start(self):
-        """Validate every parameter before any expensive work."""
+        """Validate every parameter, and claim --scores-dir, before any expensive work."""
+        from reclab.batch_scoring import claim_scores_location
         from reclab.training import validate_run_parameters
 
+        self.family_overrides = {
+            "als": {"engine": self.als_engine, "spark_master": self.spark_master}
+        }
         checked = validate_run_parameters(
             dataset=self.dataset,
             data_dir=self.data_dir,
@@ -159,9 +198,7 @@ class TrainFlow(FlowSpec):
             grid=self.grid,
             grid_file=self.grid_file,
             k=self.k,
-            family_overrides={
-                "als": {"engine": self.als_engine, "spark_master": self.spark_master}
-            },
+            family_overrides=self.family_overrides,
             validation_metric=self.validation_metric,
             bootstrap_samples=self.bootstrap_samples,
             seed=self.seed,
@@ -169,14 +206,18 @@ class TrainFlow(FlowSpec):
         )
         self.source = checked.source
         self.families = checked.families
-        self.cpu_candidates = checked.cpu_candidates
-        self.gpu_candidates = checked.gpu_candidates
-        # Metaflow refuses an empty foreach: a fan-out with no candidate runs one no-op branch.
-        self.cpu_branches = self.cpu_candidates or [None]
-        self.gpu_branches = self.gpu_candidates or [None]
+        # Claimed now, so a second run naming the same directory stops here, not after training.
+        self.scores_claim = f"{current.flow_name}/{current.run_id}"
+        if self.scores_dir:
+            claim_scores_location(
+                self.scores_dir,
+                self.scores_claim,
+                previous_owner=f"{current.flow_name}/{current.origin_run_id}",
+            )
         print(
-            f"families: {', '.join(self.families)}; "
-            f"{len(self.cpu_candidates)} CPU and {len(self.gpu_candidates)} GPU candidates"
+            f"families: {', '.join(self.families)}; {len(checked.cpu_candidates)} CPU and "
+            f"{len(checked.gpu_candidates)} GPU candidates; at most "
+            f"{self.limits.candidate_seconds} s per candidate"
         )
         self.next(self.get_dataset)
 
@@ -208,6 +249,27 @@ class TrainFlow(FlowSpec):
         self.user_map, self.item_map = built.user_map, built.item_map
         self.user_features, self.item_features = built.user_features, built.item_features
         self.item_metadata = read_item_metadata(root / "split" / "items.parquet")
+        self.next(self.plan_candidates)
+
+    @step
+    def plan_candidates(self):
+        """Plan and check the candidates from the grid file (re-read by resume plan_candidates)."""
+        from reclab.training import plan_checked_candidates
+
+        self.cpu_candidates, self.gpu_candidates = plan_checked_candidates(
+            self.families,
+            self.grid,
+            self.grid_file or None,
+            self.family_overrides,
+            seed=self.seed,
+        )
+        # Metaflow refuses an empty foreach: a fan-out with no candidate runs one no-op branch.
+        self.cpu_branches = self.cpu_candidates or [None]
+        self.gpu_branches = self.gpu_candidates or [None]
+        print(
+            "candidates: "
+            + ", ".join(c["candidate_id"] for c in self.cpu_candidates + self.gpu_candidates)
+        )
         self.next(self.cpu_fanout, self.gpu_fanout)
 
     @step
@@ -215,6 +277,10 @@ class TrainFlow(FlowSpec):
         """Fan out over the CPU candidates (family, hyper-parameters)."""
         self.next(self.train_cpu, foreach="cpu_branches")
 
+    # A candidate that raises or runs past the limit is caught: @catch stores the exception in
+    # self.failure and the branch goes on to collect_cpu, where it becomes a failed row.
+    @catch(var="failure", print_exception=True)
+    @timeout(seconds=limits.candidate_seconds)
     @magicdir(dir="data")
     @step
     def train_cpu(self):
@@ -224,24 +290,33 @@ class TrainFlow(FlowSpec):
 
     def _fit_and_evaluate_candidate(self):
         """Fit the foreach candidate (``self.input``) on train; its validation and test results."""
+        import time
+
         from reclab.training import run_candidate
 
-        return run_candidate(
-            self.input,
-            magicdir_path("data") / "encoded",
-            self.user_map,
-            self.item_map,
-            k=self.k,
-            seed=self.seed,
-            bootstrap_samples=self.bootstrap_samples,
-        )
+        started = time.perf_counter()
+        try:
+            return run_candidate(
+                self.input,
+                magicdir_path("data") / "encoded",
+                self.user_map,
+                self.item_map,
+                k=self.k,
+                seed=self.seed,
+                bootstrap_samples=self.bootstrap_samples,
+            )
+        finally:
+            # Set also when the candidate fails: @catch keeps it for the failed row.
+            self.elapsed_seconds = time.perf_counter() - started
 
     @magicdir(dir="data")
     @step
     def collect_cpu(self, inputs):
-        """Gather the CPU candidates' results."""
-        self.results = [i.result for i in inputs if i.result is not None]
-        self.merge_artifacts(inputs, exclude=["result"])
+        """Gather the CPU candidates' results and failures."""
+        from reclab.training import gather_branches
+
+        self.results, self.failures = gather_branches(inputs)
+        self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
         self.next(self.join)
 
     @step
@@ -249,6 +324,8 @@ class TrainFlow(FlowSpec):
         """Fan out over the GPU candidates (deep families)."""
         self.next(self.train_gpu, foreach="gpu_branches")
 
+    @catch(var="failure", print_exception=True)
+    @timeout(seconds=limits.candidate_seconds)
     @gpu_on_batch(**compute)
     @resources(gpu=1, cpu=4, memory=14336)
     @magicdir(dir="data")
@@ -261,9 +338,11 @@ class TrainFlow(FlowSpec):
     @magicdir(dir="data")
     @step
     def collect_gpu(self, inputs):
-        """Gather the GPU candidates' results."""
-        self.results = [i.result for i in inputs if i.result is not None]
-        self.merge_artifacts(inputs, exclude=["result"])
+        """Gather the GPU candidates' results and failures."""
+        from reclab.training import gather_branches
+
+        self.results, self.failures = gather_branches(inputs)
+        self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
         self.next(self.join)
 
     @card(type="blank", id="leaderboard")
@@ -279,7 +358,8 @@ class TrainFlow(FlowSpec):
         from reclab.training import summarise_run
 
         results = inputs.collect_cpu.results + inputs.collect_gpu.results
-        self.merge_artifacts(inputs, exclude=["results"])
+        failures = inputs.collect_cpu.failures + inputs.collect_gpu.failures
+        self.merge_artifacts(inputs, exclude=["results", "failures"])
         summary = summarise_run(
             results,
             self.validation_metric,
@@ -287,6 +367,12 @@ class TrainFlow(FlowSpec):
             self.item_map,
             self.item_metadata,
             self.split,
+            failures=failures,
+            resume_hint=(
+                f"`python {sys.argv[0]} resume plan_candidates --origin-run-id "
+                f"{current.run_id}` re-plans them from the grid file and trains them, reusing "
+                "the data steps"
+            ),
         )
         self.leaderboard = summary.leaderboard
         self.best_model_name = summary.best_model_name
@@ -296,12 +382,13 @@ class TrainFlow(FlowSpec):
         self.valid_metrics = summary.valid_metrics
         self.best_model_per_family = summary.best_model_per_family
         self.metric_curves = summary.metric_curves
+        self.caveats = summary.caveats
         try:
             current.run.add_tag(f"best_model:{self.best_model_name}")
         except Exception as error:  # noqa: BLE001 - a missing tag must not lose the trained models
             logging.warning("could not tag the run with the best family: %s", error)
         for component in leaderboard_components(
-            self.leaderboard, self.validation_metric, self.split
+            self.leaderboard, self.validation_metric, self.split, self.caveats
         ):
             current.card["leaderboard"].append(component)
         stories = sample_user_stories(
@@ -315,11 +402,16 @@ class TrainFlow(FlowSpec):
             self.leaderboard[
                 [
                     "candidate_id",
+                    "status",
                     f"valid_{self.validation_metric}",
                     f"test_{self.validation_metric}",
+                    "elapsed_seconds",
+                    "error_type",
                 ]
             ].to_string(index=False)
         )
+        for caveat in self.caveats:
+            print(f"CAVEAT: {caveat}")
         self.next(self.batch_score)
 
     @step
@@ -335,7 +427,12 @@ class TrainFlow(FlowSpec):
             current.flow_name,
             current.run_id,
         )
-        written = publish_batch_scores(self.best_model, location, k=self.batch_k)
+        written = publish_batch_scores(
+            self.best_model,
+            location,
+            k=self.batch_k,
+            claim=self.scores_claim if self.scores_dir else None,
+        )
         self.batch_scores_location = location
         self.batch_scores_rows = written.rows
         print(f"batch scores: {written.rows} rows for {written.users} users at {location}")
@@ -348,7 +445,11 @@ class TrainFlow(FlowSpec):
             f"best model: {self.best_model_name} {self.best_params}; "
             f"test {self.validation_metric} = {self.test_metrics[self.validation_metric]:.4f}"
         )
+        for caveat in self.caveats:
+            print(f"CAVEAT: {caveat}")
 
 
 if __name__ == "__main__":
-    TrainFlow()
+    # SIGINT / SIGTERM stop the run's tasks and leave no @magicdir folders behind.
+    with stop_cleanly("TrainFlow"):
+        TrainFlow()

@@ -21,3 +21,19 @@ class InputError(_Base, ValueError):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CandidatesFailedError(_Base):
+    """Every candidate of a run failed: nothing can be chosen or shipped.
+
+    The message names each candidate with its error and says how to resume after a fix.
+    """
+
+    headline = "Every candidate failed"
+
+    def __init__(self, msg: str) -> None:
+        super().__init__(msg)
+        self.message = msg
+
+    def __str__(self) -> str:
+        return self.message

@@ -12,28 +12,57 @@ import numpy as np
 import pandas as pd
 
 
-def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, split: dict) -> list:
+def leaderboard_components(
+    leaderboard: pd.DataFrame,
+    validation_metric: str,
+    split: dict,
+    caveats: list[str] | tuple = (),
+) -> list:
     """Components for the join step's card.
 
     Args:
-        leaderboard: From :func:`reclab.training.build_leaderboard`.
+        leaderboard: From :func:`reclab.training.build_leaderboard` (succeeded rows first).
         validation_metric: The metric candidates were ranked by, e.g. ``ndcg_at_10``.
         split: The split artifact (dates and window counts).
+        caveats: What makes the winner less certain (:func:`reclab.evidence.selection_caveats`).
 
     Returns:
         Metaflow card components, in display order.
     """
     from metaflow.cards import Markdown, VegaChart
 
-    best = leaderboard.iloc[0]
+    succeeded = _succeeded(leaderboard)
+    failed = leaderboard.drop(succeeded.index)
+    best = succeeded.iloc[0]
     column = f"valid_{validation_metric}"
     test_value = best[f"test_{validation_metric}"]
+    evaluable = split.get("evaluable_users", {})
     header = (
         f"# Training run\n\nBest: **{best['family']}** `{best['params']}` with validation "
         f"{validation_metric} = {best[column]:.4f} (test {test_value:.4f}).\n\n"
         f"Split ({split.get('method', '')}): train < {split.get('training_end_date')} <= "
-        f"valid < {split.get('validation_end_date')} <= test."
+        f"valid < {split.get('validation_end_date')} <= test"
+        + (
+            f"; evaluable users: {evaluable.get('valid')} in validation, "
+            f"{evaluable.get('test')} in test."
+            if evaluable
+            else "."
+        )
     )
+    if caveats:
+        header += (
+            "\n\n**Caveats: the winner is chosen by the rule, but read it with care.**\n\n"
+            + "\n".join(f"- {caveat}" for caveat in caveats)
+        )
+    if len(failed):
+        header += (
+            f"\n\n**{len(failed)} of {len(leaderboard)} candidates failed** (not ranked):\n\n"
+            + "\n".join(
+                f"- `{row['candidate_id']}` `{row['params']}`: {row['error_type']}: "
+                f"{row['error']} (after {row['elapsed_seconds']:.1f} s)"
+                for _, row in failed.iterrows()
+            )
+        )
     shown = [c for c in leaderboard.columns if not c.endswith(("_low", "_high"))]
     table = leaderboard[shown].copy()
     for name in table.columns:
@@ -46,7 +75,7 @@ def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, sp
             "low": _finite(row.get(f"{column}_low")),
             "high": _finite(row.get(f"{column}_high")),
         }
-        for _, row in leaderboard.iterrows()
+        for _, row in succeeded.iterrows()
     ]
     spec = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
@@ -74,6 +103,13 @@ def leaderboard_components(leaderboard: pd.DataFrame, validation_metric: str, sp
         Markdown("## Leaderboard"),
         frame_table(table),
     ]
+
+
+def _succeeded(leaderboard: pd.DataFrame) -> pd.DataFrame:
+    """The rows of candidates that trained (a leaderboard without ``status`` is all of them)."""
+    if "status" not in leaderboard:
+        return leaderboard
+    return leaderboard[leaderboard["status"] == "ok"]
 
 
 def frame_table(frame: pd.DataFrame) -> Any:
@@ -142,6 +178,7 @@ def run_report_components(
     from metaflow.cards import Markdown, VegaChart
 
     components: list = []
+    leaderboard = _succeeded(leaderboard)
     best_per_family = leaderboard.drop_duplicates("family")[["candidate_id", "family"]]
     curves = metric_curves[
         metric_curves["candidate_id"].isin(best_per_family["candidate_id"])

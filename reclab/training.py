@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 
 from reclab.encoded import load_train, load_window
-from reclab.errors import InputError
+from reclab.errors import CandidatesFailedError, InputError
 from reclab.evaluation import METRIC_NAMES, EvaluationResult, metric_key
+from reclab.evidence import interval_overlaps, selection_caveats
 from reclab.grids import grid_for, load_grids
 from reclab.id_maps import IdMap
 from reclab.models.registry import FAMILIES, make_model, parse_model_list
@@ -58,6 +59,37 @@ def plan_candidates(
     return cpu, gpu
 
 
+def plan_checked_candidates(
+    families: list[str],
+    grid_name: str = "quick",
+    grid_file: str | Path | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    seed: int = 42,
+) -> tuple[list[dict], list[dict]]:
+    """:func:`plan_candidates`, then build every candidate once so bad parameters fail here.
+
+    The flow calls it in ``start`` (to fail fast) and again in ``plan_candidates`` (so a resume
+    from there reads a fixed grid file).
+
+    Raises:
+        InputError: If the grid file is invalid or a candidate's parameters are (a NaN, an
+            infinite or out-of-range number, a wrong type), naming the candidate and the file.
+    """
+    cpu, gpu = plan_candidates(families, grid_name, grid_file, overrides)
+    where = f"grid file {grid_file}" if grid_file else "the default grid file reclab/grids.json"
+    for candidate in cpu + gpu:
+        # Constructors only check their arguments: a bad value fails here, not in a branch.
+        try:
+            make_model(candidate["family"], dict(candidate["params"]), seed=seed)
+        except (TypeError, ValueError) as error:
+            raise InputError(
+                f"candidate {candidate['candidate_id']} ({grid_name} grid of {where}) has "
+                f"invalid parameters {candidate['params']}: {error}; fix the value in the grid "
+                "file."
+            ) from error
+    return cpu, gpu
+
+
 def validate_metric(validation_metric: str, k: int) -> None:
     """Check ``--validation-metric`` names a metric the evaluator reports at ``k``.
 
@@ -87,6 +119,8 @@ class CandidateResult:
             ``k``, ``ndcg``, ``recall``), for the report.
         diagnostics: ``test_popular_share_at_<k>``: share of the test recommendations that are
             among the top 1% most popular train items (popularity bias).
+        elapsed_seconds: Wall time of the whole candidate in its branch (load, fit, evaluate,
+            serialise); NaN until the branch's outcome is recorded (:func:`branch_outcome`).
     """
 
     candidate: dict
@@ -97,6 +131,66 @@ class CandidateResult:
     model_payload: bytes
     curves: pd.DataFrame | None = None
     diagnostics: dict[str, float] = field(default_factory=dict)
+    elapsed_seconds: float = float("nan")
+
+
+@dataclass
+class CandidateFailure:
+    """A candidate whose branch raised or ran past the per-candidate time limit.
+
+    Attributes:
+        candidate: The candidate dict (``candidate_id``, ``family``, ``params``).
+        error_type: The exception's class name, e.g. ``ValueError`` or ``TimeoutException``.
+        error: The first line of the exception's message.
+        elapsed_seconds: Wall time of the branch until it failed.
+    """
+
+    candidate: dict
+    error_type: str
+    error: str
+    elapsed_seconds: float
+
+    def describe(self) -> str:
+        """``"als-1 (ValueError: ..., after 2.1 s)"``: the candidate, its error and time."""
+        return (
+            f"{self.candidate['candidate_id']} ({self.error_type}: {self.error}, after "
+            f"{self.elapsed_seconds:.1f} s)"
+        )
+
+
+def branch_outcome(
+    candidate: dict | None,
+    result: CandidateResult | None,
+    failure: Any,
+    elapsed_seconds: float | None,
+) -> CandidateResult | CandidateFailure | None:
+    """What one training branch produced: a result, a failure, or nothing (the no-op branch).
+
+    Args:
+        candidate: The branch's candidate (``self.input``); None on the no-op branch.
+        result: The branch's result artifact, None where the branch failed.
+        failure: What ``@catch`` stored for a failed branch (a ``MetaflowExceptionWrapper``, with
+            ``type`` = ``"module.Class"`` and ``exception`` = the message), else None.
+        elapsed_seconds: Wall time the branch recorded, None if it recorded none.
+
+    Returns:
+        The result with its elapsed time, a :class:`CandidateFailure`, or None.
+    """
+    if candidate is None:
+        return None
+    elapsed = float("nan") if elapsed_seconds is None else float(elapsed_seconds)
+    if failure is None and result is not None:
+        result.elapsed_seconds = elapsed
+        return result
+    if failure is None:
+        error_type, message = "MissingResult", "the branch finished without a result"
+    else:
+        error_type = str(getattr(failure, "type", type(failure).__name__)).rsplit(".", 1)[-1]
+        text = str(getattr(failure, "exception", failure)).strip()
+        message = text.splitlines()[0] if text else ""
+    outcome = CandidateFailure(candidate, error_type, message[:500], elapsed)
+    logger.warning("candidate failed: %s", outcome.describe())
+    return outcome
 
 
 def train_and_evaluate(
@@ -236,17 +330,24 @@ def params_label(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def build_leaderboard(results: list[CandidateResult], validation_metric: str) -> pd.DataFrame:
-    """One row per candidate, best validation metric first.
+def build_leaderboard(
+    results: list[CandidateResult],
+    validation_metric: str,
+    failures: list[CandidateFailure] | tuple = (),
+) -> pd.DataFrame:
+    """One row per candidate: those that succeeded best validation metric first, then failures.
 
-    Columns: ``candidate_id``, ``family``, ``params``, ``valid_<metric>_at_<k>`` and
+    Columns: ``candidate_id``, ``family``, ``params``, ``status`` (``ok`` or ``failed``),
+    ``error_type`` and ``error`` (empty where ``ok``), ``valid_<metric>_at_<k>`` and
     ``test_<metric>_at_<k>`` for every metric (plus ``_low``/``_high`` bootstrap bounds for ndcg
-    and recall), ``fit_seconds``, ``recommend_seconds``, and the window/user counts.
+    and recall; NaN on failed rows), ``overlaps_best`` (the validation interval overlaps the
+    winner's), ``fit_seconds``, ``recommend_seconds``, ``elapsed_seconds`` (the candidate's time
+    in its branch: load, fit, evaluate; also for failures), and the window/user counts.
 
     Raises:
-        ValueError: If there are no results or the validation metric is missing.
+        ValueError: If there is no candidate at all, or results lack the validation metric.
     """
-    if not results:
+    if not results and not failures:
         raise ValueError("no candidate was trained")
     rows = []
     for order, result in enumerate(results):
@@ -254,38 +355,104 @@ def build_leaderboard(results: list[CandidateResult], validation_metric: str) ->
             "candidate_id": result.candidate["candidate_id"],
             "family": result.candidate["family"],
             "params": params_label(result.candidate["params"]),
+            "status": "ok",
+            "error_type": "",
+            "error": "",
             **result.valid.as_row("valid"),
             **result.test.as_row("test"),
             **result.diagnostics,
             "fit_seconds": result.fit_seconds,
             "recommend_seconds": result.recommend_seconds,
+            "elapsed_seconds": result.elapsed_seconds,
             "valid_evaluated_users": result.valid.counts["evaluated_users"],
             "test_evaluated_users": result.test.counts["evaluated_users"],
             "_order": order,
         }
         rows.append(row)
+    for order, failure in enumerate(failures, start=len(rows)):
+        rows.append(
+            {
+                "candidate_id": failure.candidate["candidate_id"],
+                "family": failure.candidate["family"],
+                "params": params_label(failure.candidate["params"]),
+                "status": "failed",
+                "error_type": failure.error_type,
+                "error": failure.error,
+                "elapsed_seconds": failure.elapsed_seconds,
+                "_order": order,
+            }
+        )
     board = pd.DataFrame(rows)
     column = f"valid_{validation_metric}"
-    if column not in board:
+    if results and column not in board:
         raise ValueError(f"leaderboard has no column {column!r}")
-    # Ties keep the candidate order, so the same seed always gives the same leaderboard.
-    board = board.sort_values([column, "_order"], ascending=[False, True], na_position="last")
-    return board.drop(columns="_order").reset_index(drop=True)
+    if column not in board:
+        board[column] = float("nan")
+    # Failures last; ties keep the candidate order, so the same seed gives the same leaderboard.
+    board["_failed"] = board["status"] != "ok"
+    board = board.sort_values(
+        ["_failed", column, "_order"], ascending=[True, False, True], na_position="last"
+    )
+    board = board.drop(columns=["_order", "_failed"]).reset_index(drop=True)
+    board.insert(6, "overlaps_best", interval_overlaps(board, validation_metric))
+    return board
 
 
 def select_best(leaderboard: pd.DataFrame, validation_metric: str) -> str:
-    """The candidate id with the best validation metric (the leaderboard's first row).
+    """The succeeded candidate with the best validation metric (the leaderboard's first ok row).
 
     Raises:
-        ValueError: If no candidate has a finite validation metric (nothing could be evaluated).
+        ValueError: If no candidate succeeded, or none has a finite validation metric (nothing
+            could be evaluated).
     """
-    value = leaderboard.iloc[0][f"valid_{validation_metric}"]
+    succeeded = leaderboard[leaderboard["status"] == "ok"]
+    if succeeded.empty:
+        raise ValueError("no candidate succeeded, so none can be chosen")
+    value = succeeded.iloc[0][f"valid_{validation_metric}"]
     if not math.isfinite(value):
         raise ValueError(
             f"no candidate has a finite validation {validation_metric}: the validation window "
             "has no evaluable users (users seen in train with a new item in the window)"
         )
-    return str(leaderboard.iloc[0]["candidate_id"])
+    return str(succeeded.iloc[0]["candidate_id"])
+
+
+def all_failed_message(failures: list[CandidateFailure], resume_hint: str = "") -> str:
+    """The one message of a run whose candidates all failed: each failure, then what to do."""
+    lines = [
+        f"all {len(failures)} candidates failed:"
+        if len(failures) > 1
+        else "the only candidate failed:"
+    ]
+    lines += [f"  - {failure.describe()}" for failure in failures]
+    lines.append(
+        "Fix the grid file (--grid-file) or the family parameters"
+        + (f", then {resume_hint}" if resume_hint else "")
+        + ". A TimeoutException means the candidate ran past the per-candidate time limit "
+        "(the flow's limits Config); a new run can raise it."
+    )
+    return "\n".join(lines)
+
+
+def gather_branches(inputs: Any) -> tuple[list[CandidateResult], list[CandidateFailure]]:
+    """The results and failures of a fan-out's training branches (a join step's ``inputs``).
+
+    Each input carries ``input`` (its candidate, None on the no-op branch) and, depending on how
+    it ended, ``result``, ``failure`` (set by ``@catch``) and ``elapsed_seconds``.
+    """
+    results, failures = [], []
+    for branch in inputs:
+        outcome = branch_outcome(
+            branch.input,
+            getattr(branch, "result", None),
+            getattr(branch, "failure", None),
+            getattr(branch, "elapsed_seconds", None),
+        )
+        if isinstance(outcome, CandidateResult):
+            results.append(outcome)
+        elif isinstance(outcome, CandidateFailure):
+            failures.append(outcome)
+    return results, failures
 
 
 def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> CandidateResult | None:
@@ -371,16 +538,7 @@ def validate_run_parameters(
             else None
         ),
     )
-    cpu, gpu = plan_candidates(families, grid, grid_file or None, family_overrides)
-    for candidate in cpu + gpu:
-        # Constructors only check their arguments: a bad value fails here, not in a branch.
-        try:
-            make_model(candidate["family"], dict(candidate["params"]), seed=seed)
-        except (TypeError, ValueError) as error:
-            raise InputError(
-                f"candidate {candidate['candidate_id']} has invalid parameters "
-                f"{candidate['params']}: {error}"
-            ) from error
+    cpu, gpu = plan_checked_candidates(families, grid, grid_file or None, family_overrides, seed)
     return CheckedParameters(
         source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
     )
@@ -398,6 +556,7 @@ class RunSummary:
     test_metrics: dict[str, float]
     best_model_per_family: dict[str, Any]
     metric_curves: pd.DataFrame
+    caveats: list[str] = field(default_factory=list)
 
 
 def summarise_run(
@@ -407,16 +566,37 @@ def summarise_run(
     item_map: IdMap,
     item_metadata: pd.DataFrame | None,
     split: dict,
+    failures: list[CandidateFailure] | tuple = (),
+    resume_hint: str = "",
 ) -> RunSummary:
     """Build the leaderboard, pick the best candidate on validation and bundle it for serving.
 
+    Failed candidates are leaderboard rows (``status`` ``failed``) and never chosen. The caveats
+    (thin windows, overlapping intervals) are logged and returned with the winner.
+
+    Args:
+        results: The candidates that succeeded.
+        validation_metric: The selection metric, e.g. ``ndcg_at_10``.
+        user_map: Raw user id <-> user_idx.
+        item_map: Raw item id <-> item_idx.
+        item_metadata: Item titles and features for the bundles, or None.
+        split: The split artifact.
+        failures: The candidates that failed.
+        resume_hint: What to run after fixing them, for the all-failed message.
+
     Raises:
+        CandidatesFailedError: If every candidate failed (one message naming each failure).
         ValueError: If nothing was trained or no candidate could be evaluated.
     """
     from reclab.bundle import ModelBundle
 
-    leaderboard = build_leaderboard(results, validation_metric)
+    if failures and not results:
+        raise CandidatesFailedError(all_failed_message(list(failures), resume_hint))
+    leaderboard = build_leaderboard(results, validation_metric, failures)
     best_id = select_best(leaderboard, validation_metric)
+    caveats = selection_caveats(leaderboard, validation_metric, split)
+    for caveat in caveats:
+        logger.warning("CAVEAT on the winner %s: %s", best_id, caveat)
 
     def bundle_of(result: CandidateResult) -> ModelBundle:
         return ModelBundle(
@@ -435,9 +615,8 @@ def summarise_run(
     # The leaderboard is sorted best first, so the first row of a family is its best candidate;
     # serving uses these where the winner lacks a capability (similar items, fold-in).
     best_model_per_family = {}
-    for candidate_id, family in zip(
-        leaderboard["candidate_id"], leaderboard["family"], strict=True
-    ):
+    succeeded = leaderboard[leaderboard["status"] == "ok"]
+    for candidate_id, family in zip(succeeded["candidate_id"], succeeded["family"], strict=True):
         if family not in best_model_per_family:
             best_model_per_family[family] = bundle_of(by_id[candidate_id])
     return RunSummary(
@@ -449,6 +628,7 @@ def summarise_run(
         test_metrics=dict(best.test.metrics),
         best_model_per_family=best_model_per_family,
         metric_curves=collect_metric_curves(results),
+        caveats=caveats,
     )
 
 

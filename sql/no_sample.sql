@@ -1,6 +1,6 @@
--- No row sampling: the sample is all raw interactions.
--- Inputs:  table/view raw_interactions.
--- Outputs: view sampled, same columns as raw_interactions.
+-- No row sampling: the sample is all interactions.
+-- Inputs:  table/view interactions (raw_interactions, exact duplicates kept once).
+-- Outputs: view sampled, same columns as interactions.
 CREATE OR REPLACE VIEW sampled AS
 SELECT *
-FROM raw_interactions;
+FROM interactions;

@@ -221,6 +221,7 @@ def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
         "start",
         "get_dataset",
         "build_workflow",
+        "plan_candidates",
         "cpu_fanout",
         "train_cpu",
         "collect_cpu",
@@ -319,3 +320,18 @@ def test_batch_attributes_keep_only_what_is_set_and_refuse_bad_values() -> None:
     for bad in ({"gpu": 0}, {"memory": "16G"}, {"cpu": True}, {"image": 3}):
         with pytest.raises(RemoteComputeError):
             batch_attributes(**bad)
+
+
+def test_remote_train_gpu_retries_once_and_others_never(compiled) -> None:
+    """@gpu_on_batch adds @retry(times=1) to the remote GPU step only (a lost instance).
+
+    Both training steps carry @catch, whose 3 fallback attempts record a task that died
+    outside the code (killed, out of memory) as a failed candidate.
+    """
+    states = _batch_states(compiled, {})
+    attempts = {
+        name: params.get("RetryStrategy", {}).get("Attempts") for name, params in states.items()
+    }
+    assert attempts.pop("train_cpu") == 1 + 3
+    assert attempts.pop("train_gpu") == 1 + 1 + 3
+    assert set(attempts.values()) == {1}, attempts

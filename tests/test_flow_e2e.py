@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, point_client_at_session_datastore, run_flow
 
-TIMING_COLUMNS = ["fit_seconds", "recommend_seconds"]
+TIMING_COLUMNS = ["fit_seconds", "recommend_seconds", "elapsed_seconds"]
 
 
 @pytest.fixture(scope="module")

@@ -60,6 +60,7 @@ from reclab.models.base import (
     cosine_similarity_scores,
     dot_product_scores,
 )
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -132,20 +133,15 @@ class ALSRecommender(Recommender):
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        if int(factors) < 1:
-            raise ValueError(f"factors must be >= 1, got {factors}")
-        if float(regularization) < 0:
-            raise ValueError(f"regularization must be >= 0, got {regularization}")
-        if float(alpha) < 0:
-            raise ValueError(f"alpha must be >= 0, got {alpha}")
-        if spark_reg_param is not None and float(spark_reg_param) < 0:
-            raise ValueError(f"spark_reg_param must be >= 0, got {spark_reg_param}")
-        if int(iterations) < 1:
-            raise ValueError(f"iterations must be >= 1, got {iterations}")
-        if float(bm25_k1) < 0 or not 0.0 <= float(bm25_b) <= 1.0:
-            raise ValueError(f"need bm25_k1 >= 0 and 0 <= bm25_b <= 1, got {bm25_k1}, {bm25_b}")
-        if int(num_threads) < 0:
-            raise ValueError(f"num_threads must be >= 0, got {num_threads}")
+        check_number("factors", factors, 1, integer=True)
+        check_number("regularization", regularization, 0)
+        check_number("alpha", alpha, 0)
+        check_number("spark_reg_param", spark_reg_param, 0, allow_none=True)
+        check_number("iterations", iterations, 1, integer=True)
+        check_number("bm25_k1", bm25_k1, 0)
+        check_number("bm25_b", bm25_b, 0, 1)
+        check_number("num_threads", num_threads, 0, integer=True)
+        check_number("seed", seed, 0, integer=True)
         super().__init__(
             engine=engine,
             factors=factors,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from reclab.models.base import Recommender, TrainData
+from reclab.models.params import check_number
 
 
 class PopularityRecommender(Recommender):
@@ -35,6 +36,7 @@ class RandomRecommender(Recommender):
     family = "random"
 
     def __init__(self, seed: int = 0) -> None:
+        check_number("seed", seed, 0, integer=True)
         super().__init__(seed=seed)
         self.seed = int(seed)
 

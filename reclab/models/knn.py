@@ -27,6 +27,7 @@ from reclab.models.base import (
     explain_item_item,
     sparse_similarity_row,
 )
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +61,9 @@ class ItemKNNRecommender(Recommender):
         use_weights: bool = False,
         item_batch_size: int = 1024,
     ) -> None:
-        if int(n_neighbors) < 1:
-            raise ValueError(f"n_neighbors must be >= 1, got {n_neighbors}")
-        if float(shrinkage) < 0:
-            raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
-        if int(item_batch_size) < 1:
-            raise ValueError(f"item_batch_size must be >= 1, got {item_batch_size}")
+        check_number("n_neighbors", n_neighbors, 1, integer=True)
+        check_number("shrinkage", shrinkage, 0)
+        check_number("item_batch_size", item_batch_size, 1, integer=True)
         super().__init__(
             n_neighbors=n_neighbors,
             shrinkage=shrinkage,

@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from reclab.models.base import Recommender, TrainData
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -345,36 +346,31 @@ class NCFRecommender(Recommender):
         deterministic: bool = True,
         score_chunk_pairs: int = 1 << 18,
     ) -> None:
-        mlp_dims = [int(d) for d in mlp_dims]
-        if int(gmf_dim) < 1:
-            raise ValueError(f"gmf_dim must be >= 1, got {gmf_dim}")
-        if any(d < 1 for d in mlp_dims):
-            raise ValueError(f"mlp_dims must be positive, got {mlp_dims}")
+        check_number("gmf_dim", gmf_dim, 1, integer=True)
+        mlp_dims = [check_number("mlp_dims[]", d, 1, integer=True) for d in mlp_dims]
         if mlp_embedding_dim is None:
             if not mlp_dims or mlp_dims[0] % 2:
                 raise ValueError(
                     "without mlp_embedding_dim, mlp_dims[0] must be even (it is the width of "
                     f"the two concatenated MLP embeddings), got {mlp_dims}"
                 )
-        elif int(mlp_embedding_dim) < 1:
-            raise ValueError(f"mlp_embedding_dim must be >= 1, got {mlp_embedding_dim}")
-        for name, value in (("negatives", negatives), ("epochs", epochs)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if int(batch_size) < 1 or int(score_chunk_pairs) < 1:
-            raise ValueError("batch_size and score_chunk_pairs must be >= 1")
-        if not float(learning_rate) > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-        if float(weight_decay) < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        if not 0 <= float(dropout) < 1:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
-        if early_stopping_patience is not None and int(early_stopping_patience) < 1:
-            raise ValueError(
-                f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience}"
-            )
-        if num_threads is not None and int(num_threads) < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+        else:
+            check_number("mlp_embedding_dim", mlp_embedding_dim, 1, integer=True)
+        for name, value in (
+            ("negatives", negatives),
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("score_chunk_pairs", score_chunk_pairs),
+        ):
+            check_number(name, value, 1, integer=True)
+        check_number("learning_rate", learning_rate, 0, low_open=True)
+        check_number("weight_decay", weight_decay, 0)
+        check_number("dropout", dropout, 0, 1, high_open=True)
+        check_number(
+            "early_stopping_patience", early_stopping_patience, 1, integer=True, allow_none=True
+        )
+        check_number("num_threads", num_threads, 1, integer=True, allow_none=True)
+        check_number("seed", seed, 0, integer=True)
         resolve_device(device)  # validates the name
         super().__init__(
             gmf_dim=int(gmf_dim),

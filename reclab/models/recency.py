@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from reclab.models.base import Recommender, TrainData
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +37,7 @@ class RecencyPopularityRecommender(Recommender):
     family = "recent_popularity"
 
     def __init__(self, half_life_days: float = 30.0) -> None:
-        if not float(half_life_days) > 0:
-            raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
+        check_number("half_life_days", half_life_days, 0, low_open=True)
         super().__init__(half_life_days=half_life_days)
         self.half_life_days = float(half_life_days)
 

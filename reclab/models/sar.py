@@ -52,6 +52,7 @@ from reclab.models.base import (
     sparse_similarity_row,
     top_k,
 )
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +119,9 @@ class SARRecommender(Recommender):
             raise ValueError(
                 f"similarity must be one of {', '.join(SIMILARITIES)}; got {similarity!r}"
             )
-        if time_decay_half_life_days is not None and not time_decay_half_life_days >= 0:
-            raise ValueError(
-                f"time_decay_half_life_days must be >= 0 or None, got {time_decay_half_life_days}"
-            )
-        if int(support_threshold) != support_threshold or support_threshold < 1:
-            raise ValueError(f"support_threshold must be an integer >= 1, got {support_threshold}")
+        check_number("time_decay_half_life_days", time_decay_half_life_days, 0, allow_none=True)
+        check_number("time_now", time_now, allow_none=True)
+        check_number("support_threshold", support_threshold, 1, integer=True)
         super().__init__(
             similarity=similarity,
             time_decay_half_life_days=time_decay_half_life_days,

@@ -74,6 +74,7 @@ from reclab.models.base import (
     cosine_similarity_scores,
     dot_product_scores,
 )
+from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
@@ -134,24 +135,21 @@ class TwoTowerRecommender(Recommender):
         seed: int = 0,
         deterministic: bool = False,
     ) -> None:
-        mlp_dims = [int(d) for d in mlp_dims]
-        for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        if int(embedding_dim) < 1:
-            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
-        if any(d < 1 for d in mlp_dims):
-            raise ValueError(f"mlp_dims must be positive, got {mlp_dims}")
-        if not float(learning_rate) > 0:
-            raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+        for name, value in (
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("embedding_dim", embedding_dim),
+        ):
+            check_number(name, value, 1, integer=True)
+        mlp_dims = [check_number("mlp_dims[]", d, 1, integer=True) for d in mlp_dims]
+        check_number("learning_rate", learning_rate, 0, low_open=True)
         if str(optimizer).lower() not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-        if not float(temperature) > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        if early_stopping_patience is not None and int(early_stopping_patience) < 1:
-            raise ValueError(
-                f"early_stopping_patience must be >= 1 or None, got {early_stopping_patience}"
-            )
+        check_number("temperature", temperature, 0, low_open=True)
+        check_number(
+            "early_stopping_patience", early_stopping_patience, 1, integer=True, allow_none=True
+        )
+        check_number("seed", seed, 0, integer=True)
         super().__init__(
             epochs=int(epochs),
             batch_size=int(batch_size),
