@@ -52,11 +52,22 @@ import torch
 from torch import nn
 
 from reclab.models.base import Recommender, TrainData
+from reclab.models.deep_scale import (
+    VALIDATION_SAMPLE_USERS,
+    capped_train_rows,
+    check_max_train_rows,
+    check_validation_sample_users,
+    resolve_max_train_rows,
+    validation_sample,
+)
 
 logger = logging.getLogger(__name__)
 
 _FORMAT_VERSION = 1
 _MAX_REJECTION_ROUNDS = 50
+# recommend scores at most about this many (user, item) pairs per user batch: 256 MB of float32
+# per score matrix, whatever the training batch size and the catalogue.
+_SCORE_BATCH_PAIRS = 1 << 26
 
 
 def resolve_device(device: str) -> torch.device:
@@ -212,13 +223,10 @@ class NeuMF(nn.Module):
         item_part = item_mlp @ first.weight[:, dim:].T  # (n_items, h1)
         n_items = item_mlp.shape[0]
         step = max(1, chunk_pairs // max(n_items, 1))
-        out = torch.empty_like(gmf)
-        for start in range(0, len(users), step):
+        for start in range(0, len(users), step):  # adds into gmf: one (n, n_items) matrix
             hidden = user_part[start : start + step, None, :] + item_part[None, :, :]
-            out[start : start + step] = (
-                gmf[start : start + step] + self._mlp_tail(hidden, 1) @ w_mlp
-            )
-        return out
+            gmf[start : start + step] += self._mlp_tail(hidden, 1) @ w_mlp
+        return gmf
 
 
 def import_torch_dynamo() -> None:
@@ -317,7 +325,13 @@ class NCFRecommender(Recommender):
             shared with other flow branches 2 threads measured 2-6x slower per step than 1.
         deterministic: Ask torch for deterministic algorithms during fit (matters on CUDA; the
             CPU path is deterministic with a seed anyway).
-        score_chunk_pairs: About how many (user, item) pairs are scored at once.
+        score_chunk_pairs: About how many (user, item) pairs go through the MLP at once.
+        max_train_rows: Train on at most this many rows, the most recent (see
+            :mod:`reclab.models.deep_scale`): ``"auto"`` caps at 2,000,000 on a CPU and uses
+            every row on CUDA; None uses every row; an int caps everywhere. Users and items
+            whose rows were all cut keep their (untrained) embeddings and are still scored.
+        validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
+            at most this many warm validation users (None: all of them).
 
     Raises:
         ValueError: If a parameter is out of range.
@@ -344,6 +358,8 @@ class NCFRecommender(Recommender):
         num_threads: int | None = 1,
         deterministic: bool = True,
         score_chunk_pairs: int = 1 << 18,
+        max_train_rows: int | str | None = "auto",
+        validation_sample_users: int | None = VALIDATION_SAMPLE_USERS,
     ) -> None:
         mlp_dims = [int(d) for d in mlp_dims]
         if int(gmf_dim) < 1:
@@ -376,6 +392,8 @@ class NCFRecommender(Recommender):
         if num_threads is not None and int(num_threads) < 1:
             raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         resolve_device(device)  # validates the name
+        max_train_rows = check_max_train_rows(max_train_rows)
+        validation_sample_users = check_validation_sample_users(validation_sample_users)
         super().__init__(
             gmf_dim=int(gmf_dim),
             mlp_dims=mlp_dims,
@@ -395,9 +413,13 @@ class NCFRecommender(Recommender):
             num_threads=None if num_threads is None else int(num_threads),
             deterministic=bool(deterministic),
             score_chunk_pairs=int(score_chunk_pairs),
+            max_train_rows=max_train_rows,
+            validation_sample_users=validation_sample_users,
         )
         for name, value in self.params.items():
-            setattr(self, name, value)
+            if name != "batch_size":  # ``batch_size`` is recommend's user batch (a property)
+                setattr(self, name, value)
+        self.train_batch_size = self.params["batch_size"]
         if self.mlp_embedding_dim is None:
             self.embedding_dim, self.layer_dims = mlp_dims[0] // 2, mlp_dims[1:]
         else:
@@ -406,6 +428,12 @@ class NCFRecommender(Recommender):
         self.history: list[dict[str, float]] = []
         self.best_epoch: int | None = None
         self._device = torch.device("cpu")
+
+    @property
+    def batch_size(self) -> int:
+        """Users per ``recommend`` batch: at most 2,048 and about 2**26 scores, so a batch's
+        score matrices stay near 256 MB whatever the catalogue and the training batch size."""
+        return max(1, min(2048, _SCORE_BATCH_PAIRS // max(self.n_items, 1)))
 
     # ----------------------------------------------------------------------------------------
     # Training
@@ -431,7 +459,14 @@ class NCFRecommender(Recommender):
         if device.type == "cuda" and self.deterministic:
             # cuBLAS is deterministic only with a fixed workspace; read when its handle is made.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        keys = np.unique(train.user_idx.astype(np.int64) * train.n_items + train.item_idx)
+        rows, self.train_sample = capped_train_rows(
+            train, resolve_max_train_rows(self.max_train_rows, device.type == "cuda"), self.seed
+        )
+        user_idx, item_idx = train.user_idx, train.item_idx
+        if rows is not None:
+            user_idx, item_idx = user_idx[rows], item_idx[rows]
+        self.train_rows_used = len(user_idx)
+        keys = np.unique(user_idx.astype(np.int64) * train.n_items + item_idx)
         positive_keys = torch.from_numpy(keys)
         pos_users, pos_items = positive_keys // train.n_items, positive_keys % train.n_items
         n_pos = len(positive_keys)
@@ -447,6 +482,8 @@ class NCFRecommender(Recommender):
         )
         loss_fn = nn.BCEWithLogitsLoss()
         validate = train.valid_user_idx is not None and train.valid_item_idx is not None
+        if validate:
+            validation = validation_sample(train, self.validation_sample_users, self.seed)
         best_ndcg, best_state, stale = -math.inf, None, 0
         self.history, self.best_epoch = [], None
         labels = torch.cat((torch.ones(n_pos), torch.zeros(n_pos * self.negatives)))
@@ -471,10 +508,11 @@ class NCFRecommender(Recommender):
             users = torch.cat((pos_users, neg_users))[order].to(device)
             items = torch.cat((pos_items, neg_items))[order].to(device)
             targets = labels[order].to(device)
+            sampling_seconds = time.perf_counter() - started
             network.train()
             total = torch.zeros((), device=device)
-            for start in range(0, len(targets), self.batch_size):
-                batch = slice(start, start + self.batch_size)
+            for start in range(0, len(targets), self.train_batch_size):
+                batch = slice(start, start + self.train_batch_size)
                 logits = network(users[batch], items[batch])
                 loss = loss_fn(logits, targets[batch])
                 optimizer.zero_grad(set_to_none=True)
@@ -488,11 +526,14 @@ class NCFRecommender(Recommender):
                 "loss": epoch_loss,
                 "seconds": train_seconds,
                 "samples_per_second": len(targets) / max(train_seconds, 1e-9),
+                "sampling_seconds": sampling_seconds,
                 "valid_ndcg_at_10": math.nan,
+                "validation_seconds": 0.0,
             }
             if validate:
                 network.eval()
-                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(train)
+                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(validation)
+                record["validation_seconds"] = time.perf_counter() - started - train_seconds
                 if math.isnan(ndcg):
                     logger.warning(
                         "NCF: no validation user can be evaluated; training without early "
@@ -506,13 +547,16 @@ class NCFRecommender(Recommender):
                     stale += 1
             self.history.append(record)
             logger.info(
-                "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, %.2f s, %.0f samples/s",
+                "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, train %.2f s (%.0f samples/s, "
+                "negative sampling %.2f s), validation %.2f s",
                 epoch,
                 self.epochs,
                 record["loss"],
                 record["valid_ndcg_at_10"],
                 train_seconds,
                 record["samples_per_second"],
+                sampling_seconds,
+                record["validation_seconds"],
             )
             if (
                 validate
@@ -531,7 +575,9 @@ class NCFRecommender(Recommender):
         network.eval()
 
     def _validation_ndcg(self, train: TrainData) -> float:
-        """NDCG@10 of the current network on the validation window (NaN: no user to evaluate)."""
+        """NDCG@10 of the current network on ``train``'s validation window (during fit, the
+        sample of :func:`~reclab.models.deep_scale.validation_sample`); NaN: no user to
+        evaluate."""
         return train.validation_ndcg(self.recommend)
 
     # ----------------------------------------------------------------------------------------
