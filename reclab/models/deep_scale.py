@@ -33,9 +33,10 @@ from reclab.models.base import TrainData
 
 logger = logging.getLogger(__name__)
 
-# Rows a deep family trains on by default on a CPU: about 2-4 min per NCF epoch and 1-2 min per
-# two-tower epoch on two busy cores (measured, benchmarks/README.md "Deep families at scale").
-CPU_MAX_TRAIN_ROWS = 2_000_000
+# Rows a deep family trains on by default on a CPU: an NCF or two-tower epoch of about 1-2 min
+# on two busy cores, a candidate of 10-20 min (measured: benchmarks/README.md, "Deep families
+# at scale").
+CPU_MAX_TRAIN_ROWS = 1_000_000
 # Warm validation users whose NDCG@10 picks the best epoch: a standard error of about 0.006 on
 # a mean NDCG (less on the difference of two epochs, measured on the same users). NCF scores
 # every item through its MLP: 2,000 users x 52k items took about 25 s per epoch on one thread.

@@ -119,7 +119,7 @@ class TwoTowerRecommender(Recommender):
             validation NDCG per epoch), and it made epochs 2-3x slower, so it is off by
             default; turn it on for bit-exact reruns on a GPU.
         max_train_rows: Train on at most this many rows, the most recent (see
-            :mod:`reclab.models.deep_scale`): ``"auto"`` caps at 2,000,000 when TensorFlow
+            :mod:`reclab.models.deep_scale`): ``"auto"`` caps at 1,000,000 when TensorFlow
             sees no GPU and uses every row on one; None uses every row; an int caps
             everywhere. Every user and item still gets a tower embedding (from its features on
             its first train row), so all stay scorable.
@@ -283,7 +283,7 @@ class TwoTowerRecommender(Recommender):
         best_ndcg, best, stale = -math.inf, None, 0
         self.history, self.best_epoch = [], None
         for epoch in range(1, self.epochs + 1):
-            epoch_start = time.perf_counter()
+            epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
             fit_history = model.fit(loader, epochs=1, verbose=0)
             train_seconds = time.perf_counter() - epoch_start
             self.user_embeddings, self.item_embeddings = data.embeddings(model)
@@ -291,6 +291,7 @@ class TwoTowerRecommender(Recommender):
                 "epoch": epoch,
                 "loss": float(fit_history.history["loss"][-1]),
                 "seconds": train_seconds,
+                "cpu_seconds": time.process_time() - epoch_cpu,  # all threads
                 "valid_ndcg_at_10": math.nan,
                 "validation_seconds": 0.0,
             }
