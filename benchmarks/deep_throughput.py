@@ -170,7 +170,8 @@ def worker(family: str, work: Path, epochs: int, score_users: int, seed: int, ou
 
 def ncf_step_probe(model: Any, seed: int, steps: int = 50) -> dict[str, float]:
     """Seconds per NCF training step with MovieLens-25M's embedding tables (162,541 users,
-    59,047 items), same network, batch and optimiser, on random ids.
+    59,047 items), same network, batch and optimiser (fused Adam, as NCFRecommender), on random
+    ids.
 
     A step's cost grows with the tables (Adam updates every embedding row each step, not only
     those in the batch), so an epoch at ML-25M size is not linear in rows from a smaller
@@ -184,7 +185,7 @@ def ncf_step_probe(model: Any, seed: int, steps: int = 50) -> dict[str, float]:
     torch.manual_seed(seed)
     torch.set_num_threads(model.num_threads or torch.get_num_threads())
     network = NeuMF(ML25M_USERS, ML25M_ITEMS, model.gmf_dim, model.embedding_dim, model.layer_dims)
-    optimizer = torch.optim.Adam(network.parameters(), lr=model.learning_rate, foreach=True)
+    optimizer = torch.optim.Adam(network.parameters(), lr=model.learning_rate, fused=True)
     loss_fn = nn.BCEWithLogitsLoss()
     batch = model.train_batch_size
     users = torch.randint(0, ML25M_USERS, (steps + 5, batch))

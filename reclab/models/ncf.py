@@ -474,13 +474,15 @@ class NCFRecommender(Recommender):
         n_pos = len(positive_keys)
         generator = torch.Generator().manual_seed(self.seed)
         self.network = network = self._build_network().to(device)
-        # foreach: one batched update for all ten parameter tensors; PyTorch's CPU default
-        # updates them one by one, and for a network this small that loop was a third of a step.
+        # fused: one pass over each parameter per step. Adam updates every embedding row each
+        # step, so with MovieLens-25M's tables (10.6M parameters) a step cost 102 ms of CPU with
+        # the foreach update and 26 ms fused (1.6 vs 1.9 ms at ML-100k size); the updated
+        # weights agree to 1e-8.
         optimizer = torch.optim.Adam(
             network.parameters(),
             lr=self.learning_rate,
             weight_decay=self.weight_decay,
-            foreach=True,
+            fused=True,
         )
         loss_fn = nn.BCEWithLogitsLoss()
         validate = train.valid_user_idx is not None and train.valid_item_idx is not None
@@ -510,6 +512,8 @@ class NCFRecommender(Recommender):
             users = torch.cat((pos_users, neg_users))[order].to(device)
             items = torch.cat((pos_items, neg_items))[order].to(device)
             targets = labels[order].to(device)
+            # Free the draws now: at 20M positives about 2 GB that the steps never read.
+            del neg_users, neg_items, order
             sampling_seconds = time.perf_counter() - started
             network.train()
             total = torch.zeros((), device=device)
