@@ -165,6 +165,8 @@ def worker(family: str, work: Path, epochs: int, score_users: int, seed: int, ou
     }
     if family == "ncf":
         result["ml25m_step_probe"] = ncf_step_probe(model, seed)
+    else:
+        result["loader_probe"] = merlin_loader_probe(train, model.train_batch_size, seed)
     out.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
 
 
@@ -200,6 +202,36 @@ def ncf_step_probe(model: Any, seed: int, steps: int = 50) -> dict[str, float]:
         optimizer.step()
     timings = (time.perf_counter() - started) / steps, (time.process_time() - started_cpu) / steps
     return {"batch_size": batch, "seconds_per_step": timings[0], "cpu_seconds_per_step": timings[1]}
+
+
+def merlin_loader_probe(train: Any, batch_size: int, seed: int, rows: int = 1_000_000) -> dict:
+    """Rows per second of the two-tower's input pipeline alone (Merlin's CPU loader over the
+    NVTabular train rows, shuffled, as in training), no model: what bounds an epoch once the
+    model's steps are fast (on a GPU)."""
+    import merlin.models.tf as mm
+    from merlin.io import Dataset
+
+    from reclab.models.two_tower import _TowerData
+
+    data = _TowerData.load(Path(train.nvt_dir), train)
+    frame = data.train_frame.iloc[:rows]
+    rng = np.random.default_rng(seed)
+    loader = mm.Loader(
+        Dataset(frame, schema=data.schema, cpu=True),
+        batch_size=batch_size,
+        shuffle=True,
+        seed_fn=lambda: int(rng.integers(2**31 - 1)),
+    )
+    started, started_cpu = time.perf_counter(), time.process_time()
+    batches = sum(1 for _ in loader)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - started_cpu
+    return {
+        "rows": len(frame),
+        "batches": batches,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "rows_per_second": len(frame) / seconds,
+    }
 
 
 def memory_mb(field: str) -> float:
