@@ -208,3 +208,25 @@ def test_two_tower_cap_keeps_every_user_and_item_embedding(tmp_path) -> None:
     )
     with pytest.raises(ValueError, match="does not hold the encoded train rows in order"):
         make_tiny(epochs=1, max_train_rows=300).fit(shuffled)
+
+
+def test_a_grid_file_sets_or_lifts_the_cap(tmp_path) -> None:
+    from reclab.models.registry import make_model
+    from reclab.training import plan_candidates
+
+    grids = tmp_path / "grids.json"
+    grids.write_text(
+        json.dumps(
+            {
+                "ncf": {"quick": [{"max_train_rows": None}, {"max_train_rows": 5_000_000}]},
+                "two_tower": {"quick": [{"max_train_rows": 0}]},
+            }
+        )
+    )
+    _, gpu = plan_candidates(["ncf", "two_tower"], "quick", grids)
+    ncf_none, ncf_five, bad = gpu
+    assert make_model("ncf", ncf_none["params"], seed=0).max_train_rows is None
+    assert make_model("ncf", ncf_five["params"], seed=0).max_train_rows == 5_000_000
+    assert make_model("ncf", {}, seed=0).max_train_rows == "auto"  # the default
+    with pytest.raises(ValueError, match="max_train_rows must be 'auto'"):
+        make_model("two_tower", bad["params"], seed=0)
