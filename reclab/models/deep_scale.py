@@ -1,9 +1,10 @@
 """How the deep families (NCF, two-tower) stay usable on large train data.
 
-Why this module exists: on a CPU, NCF and the Merlin two-tower model train at tens of thousands
-of rows per second (``benchmarks/README.md``, "Deep families at scale"), so an epoch over
-MovieLens-25M's 20M train rows takes tens of minutes to hours and a ten-epoch candidate most of
-a day. Two things keep them usable, both seeded and stated:
+Why this module exists: on a CPU, NCF and the Merlin two-tower model train at about 10-30
+thousand rows per CPU second, less as the embedding tables grow (``benchmarks/README.md``, "Deep
+families at scale"), so one epoch over MovieLens-25M's 20M train rows costs 45 minutes of CPU
+or more and a candidate (4-10 epochs) many hours. Two things keep them usable, both seeded and
+stated:
 
 * **A training-row cap** (``max_train_rows``). ``"auto"`` (the default) caps training at
   :data:`CPU_MAX_TRAIN_ROWS` rows when the family trains on a CPU and uses every row on a GPU;
@@ -33,13 +34,14 @@ from reclab.models.base import TrainData
 
 logger = logging.getLogger(__name__)
 
-# Rows a deep family trains on by default on a CPU: an NCF or two-tower epoch of about 1-2 min
-# on two busy cores, a candidate of 10-20 min (measured: benchmarks/README.md, "Deep families
-# at scale").
+# Rows a deep family trains on by default on a CPU: at MovieLens-25M's table sizes an NCF epoch
+# of about 2.3 min of CPU (4.9k steps), a ten-epoch candidate about 25 min (measured per step:
+# benchmarks/README.md, "Deep families at scale").
 CPU_MAX_TRAIN_ROWS = 1_000_000
-# Warm validation users whose NDCG@10 picks the best epoch: a standard error of about 0.006 on
-# a mean NDCG (less on the difference of two epochs, measured on the same users). NCF scores
-# every item through its MLP: 2,000 users x 52k items took about 25 s per epoch on one thread.
+# Warm validation users whose NDCG@10 picks the best epoch: a standard error of at most 0.011
+# on a mean NDCG (a user's NDCG lies in [0, 1], so its standard deviation is at most 0.5), less
+# on the difference of two epochs measured on the same users. NCF scores
+# every item through its MLP: 2,000 users x 52-59k items took 13-33 s per epoch on one thread.
 VALIDATION_SAMPLE_USERS = 2_000
 
 

@@ -17,9 +17,10 @@ Training is implicit: every distinct train (user, item) pair is a positive; each
 ``negatives`` items per positive uniformly over the catalogue (seeded; optionally redrawing
 those that are among the user's positives), and minimises binary cross-entropy on the logits
 with Adam. When the train data carries a validation window (``TrainData.valid_user_idx``), the
-validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch, the best
-epoch's weights are kept and training stops after ``early_stopping_patience`` epochs without
-improvement.
+validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch (on a
+seeded sample of ``validation_sample_users`` warm users), the best epoch's weights are kept and
+training stops after ``early_stopping_patience`` epochs without improvement. On a CPU training
+is capped at the most recent ``max_train_rows`` rows (:mod:`reclab.models.deep_scale`).
 
 Scoring is exact and needs no (user, item) pair tensor for the first layers: the final layer
 splits into a GMF part, ``(U_gmf * w_gmf) @ I_gmf^T``, and an MLP part whose first linear layer

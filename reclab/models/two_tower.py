@@ -28,10 +28,13 @@ How it is built and trained (the settings that made it learn on MovieLens-100k, 
   in-batch sampler provides no probabilities), hence the explicit correction.
 * **Epoch selection.** When the train data carries a validation window, after each epoch the
   user and item embeddings of the whole catalogue are computed and NDCG@10 is measured with
-  :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded); the best epoch's
-  embeddings are kept and training stops after ``early_stopping_patience`` epochs without
-  improvement. Merlin's training metrics are off (``metrics=[]``): they made each epoch 3-5x
-  slower and are in-batch figures, not comparable with the evaluator's.
+  :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded; a seeded sample of
+  ``validation_sample_users`` warm users); the best epoch's embeddings are kept and training
+  stops after ``early_stopping_patience`` epochs without improvement. Merlin's training
+  metrics are off (``metrics=[]``): they made each epoch 3-5x slower and are in-batch figures,
+  not comparable with the evaluator's.
+* **Scale.** On a CPU training is capped at the most recent ``max_train_rows`` rows
+  (:mod:`reclab.models.deep_scale`); every user and item still gets its embedding.
 
 Sampled (non in-batch) negatives are not offered: in merlin-models 23.8.1 the popularity
 sampler returns item ids without candidate-tower embeddings, which ``ContrastiveOutput`` can
