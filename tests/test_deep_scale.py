@@ -230,3 +230,25 @@ def test_a_grid_file_sets_or_lifts_the_cap(tmp_path) -> None:
     assert make_model("ncf", {}, seed=0).max_train_rows == "auto"  # the default
     with pytest.raises(ValueError, match="max_train_rows must be 'auto'"):
         make_model("two_tower", bad["params"], seed=0)
+
+
+def test_the_card_says_which_candidates_trained_on_a_sample() -> None:
+    import pandas as pd
+
+    from reclab.report import leaderboard_components
+
+    board = pd.DataFrame(
+        {
+            "candidate_id": ["ncf-0", "popularity-0"],
+            "family": ["ncf", "popularity"],
+            "params": ["{}", "{}"],
+            "valid_ndcg_at_10": [0.2, 0.1],
+            "test_ndcg_at_10": [0.2, 0.1],
+            "train_rows": [10, 10],
+            "train_rows_used": [4, 10],
+            "train_sample": ["most recent 4 of 10 train rows (max_train_rows 4)", ""],
+        }
+    )
+    header = leaderboard_components(board, "ndcg_at_10", {})[0].render()["source"]
+    assert "ncf-0 trained on a sample: most recent 4 of 10 train rows" in header
+    assert "popularity-0 trained" not in header
