@@ -63,6 +63,13 @@ def leaderboard_components(
                 for _, row in failed.iterrows()
             )
         )
+    if "train_sample" in leaderboard:
+        capped = leaderboard[leaderboard["train_sample"].fillna("").astype(str) != ""]
+        # Deep families on a CPU train on a capped sample of rows: say so above the table.
+        header += "".join(
+            f"\n\n{row['candidate_id']} trained on a sample: {row['train_sample']}."
+            for _, row in capped.iterrows()
+        )
     shown = [c for c in leaderboard.columns if not c.endswith(("_low", "_high"))]
     table = leaderboard[shown].copy()
     for name in table.columns:

@@ -118,7 +118,8 @@ class CandidateResult:
         curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
             ``k``, ``ndcg``, ``recall``), for the report.
         diagnostics: ``test_popular_share_at_<k>``: share of the test recommendations that are
-            among the top 1% most popular train items (popularity bias).
+            among the top 1% most popular train items (popularity bias); ``train_rows``,
+            ``train_rows_used`` and ``train_sample`` (see :func:`train_rows_columns`).
         elapsed_seconds: Wall time of the whole candidate in its branch (load, fit, evaluate,
             serialise); NaN until the branch's outcome is recorded (:func:`branch_outcome`).
     """
@@ -130,7 +131,7 @@ class CandidateResult:
     recommend_seconds: float
     model_payload: bytes
     curves: pd.DataFrame | None = None
-    diagnostics: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = float("nan")
 
 
@@ -275,8 +276,23 @@ def train_and_evaluate(
         recommend_seconds=recommend_seconds,
         model_payload=model.to_bytes(),
         curves=curves,
-        diagnostics={f"test_popular_share_at_{k}": popular_share},
+        diagnostics={
+            f"test_popular_share_at_{k}": popular_share,
+            **train_rows_columns(model, train),
+        },
     )
+
+
+def train_rows_columns(model: Any, train: Any) -> dict[str, Any]:
+    """The leaderboard's statement of what a candidate trained on: ``train_rows`` (the train
+    window), ``train_rows_used`` (fewer when a row cap applied, e.g. the deep families on a
+    CPU) and ``train_sample`` (which rows, in words; empty when every row was used)."""
+    used = getattr(model, "train_rows_used", None)
+    return {
+        "train_rows": len(train.user_idx),
+        "train_rows_used": len(train.user_idx) if used is None else int(used),
+        "train_sample": getattr(model, "train_sample", ""),
+    }
 
 
 CURVE_KS = tuple(range(1, 51))
@@ -341,8 +357,10 @@ def build_leaderboard(
     ``error_type`` and ``error`` (empty where ``ok``), ``valid_<metric>_at_<k>`` and
     ``test_<metric>_at_<k>`` for every metric (plus ``_low``/``_high`` bootstrap bounds for ndcg
     and recall; NaN on failed rows), ``overlaps_best`` (the validation interval overlaps the
-    winner's), ``fit_seconds``, ``recommend_seconds``, ``elapsed_seconds`` (the candidate's time
-    in its branch: load, fit, evaluate; also for failures), and the window/user counts.
+    winner's), the diagnostics (popularity share; ``train_rows``, ``train_rows_used`` and
+    ``train_sample``: what each candidate trained on), ``fit_seconds``,
+    ``recommend_seconds``, ``elapsed_seconds`` (the candidate's time in its branch: load,
+    fit, evaluate; also for failures), and the window/user counts.
 
     Raises:
         ValueError: If there is no candidate at all, or results lack the validation metric.

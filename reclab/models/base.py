@@ -161,6 +161,10 @@ class Recommender(ABC):
         self.n_users = 0
         self.n_items = 0
         self._seen: sp.csr_matrix | None = None
+        # Train rows the last fit learned from, and what was left out (families with a row cap
+        # set both in _fit; the leaderboard states them).
+        self.train_rows_used: int | None = None
+        self.train_sample = ""
 
     def fit(self, train: TrainData) -> Recommender:
         """Fit on train interactions.
@@ -173,6 +177,7 @@ class Recommender(ABC):
         """
         self.n_users, self.n_items = train.n_users, train.n_items
         self._seen = train.seen
+        self.train_rows_used, self.train_sample = len(train.user_idx), ""
         self._fit(train)
         return self
 

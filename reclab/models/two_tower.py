@@ -28,10 +28,13 @@ How it is built and trained (the settings that made it learn on MovieLens-100k, 
   in-batch sampler provides no probabilities), hence the explicit correction.
 * **Epoch selection.** When the train data carries a validation window, after each epoch the
   user and item embeddings of the whole catalogue are computed and NDCG@10 is measured with
-  :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded); the best epoch's
-  embeddings are kept and training stops after ``early_stopping_patience`` epochs without
-  improvement. Merlin's training metrics are off (``metrics=[]``): they made each epoch 3-5x
-  slower and are in-batch figures, not comparable with the evaluator's.
+  :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded; a seeded sample of
+  ``validation_sample_users`` warm users); the best epoch's embeddings are kept and training
+  stops after ``early_stopping_patience`` epochs without improvement. Merlin's training
+  metrics are off (``metrics=[]``): they made each epoch 3-5x slower and are in-batch figures,
+  not comparable with the evaluator's.
+* **Scale.** On a CPU training is capped at the most recent ``max_train_rows`` rows
+  (:mod:`reclab.models.deep_scale`); every user and item still gets its embedding.
 
 Sampled (non in-batch) negatives are not offered: in merlin-models 23.8.1 the popularity
 sampler returns item ids without candidate-tower embeddings, which ``ContrastiveOutput`` can
@@ -63,6 +66,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset
 import scipy.sparse as sp
 
 # TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
@@ -73,6 +77,14 @@ from reclab.models.base import (
     TrainData,
     cosine_similarity_scores,
     dot_product_scores,
+)
+from reclab.models.deep_scale import (
+    VALIDATION_SAMPLE_USERS,
+    capped_train_rows,
+    check_max_train_rows,
+    check_validation_sample_users,
+    resolve_max_train_rows,
+    validation_sample,
 )
 from reclab.models.params import check_number
 
@@ -110,6 +122,13 @@ class TwoTowerRecommender(Recommender):
             afterwards). On CPU a seed reproduces a fit without it (measured: identical
             validation NDCG per epoch), and it made epochs 2-3x slower, so it is off by
             default; turn it on for bit-exact reruns on a GPU.
+        max_train_rows: Train on at most this many rows, the most recent (see
+            :mod:`reclab.models.deep_scale`): ``"auto"`` caps at 1,000,000 when TensorFlow
+            sees no GPU and uses every row on one; None uses every row; an int caps
+            everywhere. Every user and item still gets a tower embedding (from its features on
+            its first train row), so all stay scorable.
+        validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
+            at most this many warm validation users (None: all of them).
 
     Raises:
         ValueError: If a parameter is out of range.
@@ -134,6 +153,8 @@ class TwoTowerRecommender(Recommender):
         early_stopping_patience: int | None = 3,
         seed: int = 0,
         deterministic: bool = False,
+        max_train_rows: int | str | None = "auto",
+        validation_sample_users: int | None = VALIDATION_SAMPLE_USERS,
     ) -> None:
         for name, value in (
             ("epochs", epochs),
@@ -150,6 +171,8 @@ class TwoTowerRecommender(Recommender):
             "early_stopping_patience", early_stopping_patience, 1, integer=True, allow_none=True
         )
         check_number("seed", seed, 0, integer=True)
+        max_train_rows = check_max_train_rows(max_train_rows)
+        validation_sample_users = check_validation_sample_users(validation_sample_users)
         super().__init__(
             epochs=int(epochs),
             batch_size=int(batch_size),
@@ -165,6 +188,8 @@ class TwoTowerRecommender(Recommender):
             ),
             seed=int(seed),
             deterministic=bool(deterministic),
+            max_train_rows=max_train_rows,
+            validation_sample_users=validation_sample_users,
         )
         # Hyper-parameters as attributes; ``batch_size`` stays the class's scoring batch.
         self.epochs = self.params["epochs"]
@@ -179,6 +204,8 @@ class TwoTowerRecommender(Recommender):
         self.early_stopping_patience = self.params["early_stopping_patience"]
         self.seed = self.params["seed"]
         self.deterministic = self.params["deterministic"]
+        self.max_train_rows = self.params["max_train_rows"]
+        self.validation_sample_users = self.params["validation_sample_users"]
         self.user_embeddings: np.ndarray | None = None
         self.item_embeddings: np.ndarray | None = None
         self.history: list[dict[str, float]] = []
@@ -215,7 +242,12 @@ class TwoTowerRecommender(Recommender):
         from merlin.io import Dataset
 
         started = time.perf_counter()
-        data = _TowerData.load(Path(train.nvt_dir), train)
+        gpus = tf.config.list_logical_devices("GPU")
+        rows, self.train_sample = capped_train_rows(
+            train, resolve_max_train_rows(self.max_train_rows, bool(gpus)), self.seed
+        )
+        data = _TowerData.load(Path(train.nvt_dir), train, rows)
+        self.train_rows_used = len(data.train_frame)
         self.inputs = {
             "query": data.query_schema.column_names,
             "candidate": data.candidate_schema.column_names,
@@ -236,7 +268,6 @@ class TwoTowerRecommender(Recommender):
             seed_fn=lambda: int(shuffle_rng.integers(2**31 - 1)),
             drop_last=False,
         )
-        gpus = tf.config.list_logical_devices("GPU")
         logger.info(
             "two-tower: %d users, %d items, %d train rows; query inputs %s, candidate inputs "
             "%s; on %s",
@@ -248,10 +279,12 @@ class TwoTowerRecommender(Recommender):
             gpus[0].name if gpus else "CPU",
         )
         validate = train.valid_user_idx is not None and train.valid_item_idx is not None
+        if validate:
+            validation = validation_sample(train, self.validation_sample_users, self.seed)
         best_ndcg, best, stale = -math.inf, None, 0
         self.history, self.best_epoch = [], None
         for epoch in range(1, self.epochs + 1):
-            epoch_start = time.perf_counter()
+            epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
             fit_history = model.fit(loader, epochs=1, verbose=0)
             train_seconds = time.perf_counter() - epoch_start
             self.user_embeddings, self.item_embeddings = data.embeddings(model)
@@ -259,10 +292,14 @@ class TwoTowerRecommender(Recommender):
                 "epoch": epoch,
                 "loss": float(fit_history.history["loss"][-1]),
                 "seconds": train_seconds,
+                "cpu_seconds": time.process_time() - epoch_cpu,  # all threads
                 "valid_ndcg_at_10": math.nan,
+                "validation_seconds": 0.0,
             }
             if validate:
-                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(train)
+                validation_started = time.perf_counter()
+                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(validation)
+                record["validation_seconds"] = time.perf_counter() - validation_started
                 if ndcg > best_ndcg:
                     best_ndcg, stale, self.best_epoch = ndcg, 0, epoch
                     best = (self.user_embeddings, self.item_embeddings, model.get_weights())
@@ -272,12 +309,15 @@ class TwoTowerRecommender(Recommender):
             self.history.append(record)
             logger.info(
                 "two-tower epoch %d/%d: loss %.4f, valid ndcg@10 %.4f (our evaluator, full "
-                "catalogue), train %.2f s, epoch incl. embeddings and validation %.2f s",
+                "catalogue), train %.2f s (%.0f rows/s), validation %.2f s, epoch incl. "
+                "embeddings and validation %.2f s",
                 epoch,
                 self.epochs,
                 record["loss"],
                 record["valid_ndcg_at_10"],
                 train_seconds,
+                len(data.train_frame) / max(train_seconds, 1e-9),
+                record["validation_seconds"],
                 record["epoch_seconds"],
             )
             if (
@@ -360,7 +400,8 @@ class TwoTowerRecommender(Recommender):
         return mm.Encoder(inputs, *blocks)
 
     def _validation_ndcg(self, train: TrainData) -> float:
-        """NDCG@10 of the current embeddings on the validation window (-inf: no user)."""
+        """NDCG@10 of the current embeddings on ``train``'s validation window (during fit, the
+        sample of :func:`~reclab.models.deep_scale.validation_sample`); -inf: no user."""
         value = train.validation_ndcg(self.recommend)
         return -math.inf if math.isnan(value) else value
 
@@ -460,10 +501,12 @@ class _TowerData:
         schema: The Merlin schema of the columns the towers read.
         query_schema: Columns tagged USER_ID or USER.
         candidate_schema: Columns tagged ITEM_ID or ITEM.
-        train_frame: The train rows (those columns), as NVTabular wrote them.
+        train_frame: The train rows the model learns from (those columns), as NVTabular
+            wrote them: all of them, or the capped rows.
         user_rows: One row per encoded user, in user_idx order (its first train row).
         item_rows: One row per encoded item, in item_idx order (its first train row).
-        item_code_counts: Train rows per item code, length = the item id's cardinality.
+        item_code_counts: Rows of ``train_frame`` per item code, length = the item id's
+            cardinality (the logQ correction's frequencies).
     """
 
     def __init__(
@@ -485,12 +528,19 @@ class _TowerData:
         self.item_code_counts = item_code_counts
 
     @classmethod
-    def load(cls, nvt_dir: Path, train: TrainData) -> _TowerData:
+    def load(cls, nvt_dir: Path, train: TrainData, rows: np.ndarray | None = None) -> _TowerData:
         """Read ``nvt_dir/train`` and pick the towers' columns by their tags.
+
+        Args:
+            nvt_dir: The NVTabular output of ``build_workflow``.
+            train: The encoded train data (its rows are NVTabular's, in the same order).
+            rows: Train rows to learn from (indices into ``train``); None: every row. Users'
+                and items' tower inputs always come from the full train rows.
 
         Raises:
             ValueError: If the schema does not tag exactly one user id and one item id column,
-                or the category files disagree with the train data's catalogue.
+                the category files disagree with the train data's catalogue, or (with
+                ``rows``) NVTabular's rows are not the encoded train rows in order.
         """
         from merlin.io import Dataset
         from merlin.models.utils import schema_utils
@@ -510,7 +560,14 @@ class _TowerData:
         ).excluding_by_tag(Tags.USER)
         columns = _unique(query_schema.column_names + candidate_schema.column_names)
         schema = full.select_by_name(columns)
-        frame = dataset.to_ddf(columns=columns).compute().reset_index(drop=True)
+        # Arrow keeps list columns compact (pandas holds one array object per row); only the rows
+        # the model learns from and each user's and item's first row become pandas.
+        files = sorted((nvt_dir / "train").glob("*.parquet"), key=lambda p: (len(p.name), p.name))
+        table = pyarrow.dataset.dataset([str(f) for f in files], format="parquet").to_table(
+            columns=columns
+        )
+        user_codes = table.column(user_id).to_numpy().astype(np.int64)
+        item_codes = table.column(item_id).to_numpy().astype(np.int64)
 
         categories = nvt_dir / "workflow" / "categories"
         user_map = IdMap.from_category_file(categories / f"unique.{user_id}.parquet", user_id)
@@ -520,17 +577,30 @@ class _TowerData:
                 f"{categories}: {len(user_map)} users / {len(item_map)} items, but the train "
                 f"data has {train.n_users} / {train.n_items}"
             )
-        user_rows = _rows_by_code(frame, user_id, user_map.code_offset, train.n_users)
-        item_rows = _rows_by_code(frame, item_id, item_map.code_offset, train.n_items)
+        user_first = _first_row_of_codes(user_codes, user_id, user_map.code_offset, train.n_users)
+        item_first = _first_row_of_codes(item_codes, item_id, item_map.code_offset, train.n_items)
+        if rows is not None:
+            if not (
+                len(user_codes) == len(train.user_idx)
+                and np.array_equal(user_codes - user_map.code_offset, train.user_idx)
+                and np.array_equal(item_codes - item_map.code_offset, train.item_idx)
+            ):
+                raise ValueError(
+                    f"{nvt_dir / 'train'} does not hold the encoded train rows in order, so a "
+                    "row cap cannot pick the same rows; rebuild with build_workflow or set "
+                    "max_train_rows to None"
+                )
+            item_codes = item_codes[rows]
+        frame = (table if rows is None else table.take(rows)).to_pandas()
         cardinality = schema_utils.categorical_cardinalities(schema)[item_id]
-        counts = np.bincount(frame[item_id].to_numpy(dtype=np.int64), minlength=cardinality)
+        counts = np.bincount(item_codes, minlength=cardinality)
         return cls(
             schema=schema,
             query_schema=query_schema,
             candidate_schema=candidate_schema,
             train_frame=frame,
-            user_rows=user_rows[query_schema.column_names],
-            item_rows=item_rows[candidate_schema.column_names],
+            user_rows=table.take(user_first).select(query_schema.column_names).to_pandas(),
+            item_rows=table.take(item_first).select(candidate_schema.column_names).to_pandas(),
             item_code_counts=counts[:cardinality].astype(np.float64),
         )
 
@@ -554,14 +624,14 @@ def _encode(encoder: Any, rows: pd.DataFrame, schema: Any, batch_size: int = 409
     return out
 
 
-def _rows_by_code(frame: pd.DataFrame, column: str, offset: int, n: int) -> pd.DataFrame:
-    """The first train row of each code ``offset .. offset + n - 1``, in that order."""
-    first = frame.drop_duplicates(subset=column, keep="first").set_index(column)
-    codes = np.arange(offset, offset + n, dtype=np.int64)
-    missing = np.setdiff1d(codes, first.index.to_numpy(dtype=np.int64))
+def _first_row_of_codes(codes: np.ndarray, column: str, offset: int, n: int) -> np.ndarray:
+    """Row index of the first train row of each code ``offset .. offset + n - 1``, in order."""
+    present, first = np.unique(codes, return_index=True)
+    wanted = np.arange(offset, offset + n, dtype=np.int64)
+    missing = np.setdiff1d(wanted, present)
     if len(missing):
         raise ValueError(f"{len(missing)} {column} codes have no train row, e.g. {missing[:5]}")
-    return first.loc[codes].reset_index().rename(columns={"index": column})
+    return first[np.searchsorted(present, wanted)]
 
 
 def _one_column(schema: Any, tag: Any) -> str:

@@ -1,0 +1,168 @@
+"""How the deep families (NCF, two-tower) stay usable on large train data.
+
+Why this module exists: on a CPU, NCF and the Merlin two-tower model train at about 10-30
+thousand rows per CPU second, less as the embedding tables grow (``benchmarks/README.md``, "Deep
+families at scale"), so one epoch over MovieLens-25M's 20M train rows costs 45 minutes of CPU
+or more and a candidate (4-10 epochs) many hours. Two things keep them usable, both seeded and
+stated:
+
+* **A training-row cap** (``max_train_rows``). ``"auto"`` (the default) caps training at
+  :data:`CPU_MAX_TRAIN_ROWS` rows when the family trains on a CPU and uses every row on a GPU;
+  an int caps at that many rows everywhere; None uses every row everywhere. The kept rows are
+  the **most recent** ones (the validation and test windows follow train in time, so these are
+  the rows closest to what is evaluated); rows tied at the cut-off time are drawn with the seed.
+  Without timestamps the kept rows are a seeded uniform sample. The id space never changes:
+  every train user and item keeps its embedding row and stays scorable, seen items are still
+  those of the full train, and the evaluator still judges every user, so a user whose rows
+  were all cut costs the metric what it costs. The model states the cap in ``train_sample``
+  and ``train_rows_used``, and the leaderboard carries both.
+* **A validation sample for epoch selection** (``validation_sample_users``). After each epoch
+  the deep families measure validation NDCG@10 to keep the best epoch (and to stop early). On
+  a large window that is a full-catalogue ranking of tens of thousands of users per epoch, so
+  a seeded sample of at most that many warm validation users (with all their window rows and
+  train rows) is used instead. The leaderboard's validation and test figures are still computed
+  on the whole windows, after training.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from reclab.models.base import TrainData
+
+logger = logging.getLogger(__name__)
+
+# Rows a deep family trains on by default on a CPU: at MovieLens-25M's table sizes an NCF epoch
+# of about 2.3 min of CPU (4.9k steps), a ten-epoch candidate about 25 min (measured per step:
+# benchmarks/README.md, "Deep families at scale").
+CPU_MAX_TRAIN_ROWS = 1_000_000
+# Warm validation users whose NDCG@10 picks the best epoch: a standard error of at most 0.011
+# on a mean NDCG (a user's NDCG lies in [0, 1], so its standard deviation is at most 0.5), less
+# on the difference of two epochs measured on the same users. NCF scores
+# every item through its MLP: 2,000 users x 52-59k items took 13-33 s per epoch on one thread.
+VALIDATION_SAMPLE_USERS = 2_000
+
+
+def check_max_train_rows(value: int | str | None) -> int | str | None:
+    """A valid ``max_train_rows``: ``"auto"``, None or an int >= 1.
+
+    Raises:
+        ValueError: Saying what the hyper-parameter accepts.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None if value is None else "auto"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(
+            "max_train_rows must be 'auto' (a cap of "
+            f"{CPU_MAX_TRAIN_ROWS:,} rows on a CPU, none on a GPU), None (every row) or an "
+            f"int >= 1, got {value!r}"
+        )
+    return int(value)
+
+
+def check_validation_sample_users(value: int | None) -> int | None:
+    """A valid ``validation_sample_users``: None (every user) or an int >= 1.
+
+    Raises:
+        ValueError: Saying what the hyper-parameter accepts.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"validation_sample_users must be None or an int >= 1, got {value!r}")
+    return int(value)
+
+
+def resolve_max_train_rows(max_train_rows: int | str | None, on_gpu: bool) -> int | None:
+    """The cap that applies: ``"auto"`` is :data:`CPU_MAX_TRAIN_ROWS` on a CPU, none on a GPU."""
+    if max_train_rows == "auto":
+        return None if on_gpu else CPU_MAX_TRAIN_ROWS
+    return max_train_rows
+
+
+def capped_train_rows(
+    train: TrainData, max_rows: int | None, seed: int
+) -> tuple[np.ndarray | None, str]:
+    """The train rows a capped family trains on, and a sentence that says so.
+
+    Args:
+        train: The full train data.
+        max_rows: At most this many rows; None keeps every row.
+        seed: Draws the rows tied at the cut-off time (or the sample, without timestamps).
+
+    Returns:
+        (row indices in increasing order, or None when every row is kept; a description for the
+        leaderboard, empty when every row is kept).
+    """
+    n = len(train.user_idx)
+    if max_rows is None or n <= max_rows:
+        return None, ""
+    rng = np.random.default_rng(seed)
+    if train.ts is not None:
+        # The max_rows most recent rows: every row after the cut-off time, and a seeded draw
+        # of the rows at it. np.partition is linear; a full sort of 20M times took seconds.
+        ts = np.nan_to_num(np.asarray(train.ts, dtype=np.float64), nan=-np.inf)  # NaN: oldest
+        cutoff = np.partition(ts, n - max_rows)[n - max_rows]
+        after = np.flatnonzero(ts > cutoff)
+        at = np.flatnonzero(ts == cutoff)
+        drawn = rng.choice(at, size=max_rows - len(after), replace=False)
+        rows = np.sort(np.concatenate((after, drawn)))
+        rule = "most recent"
+    else:
+        rows = np.sort(rng.choice(n, size=max_rows, replace=False))
+        rule = "random (no timestamps)"
+    users_with_rows = np.zeros(train.n_users, dtype=bool)
+    users_with_rows[train.user_idx] = True
+    kept_users = np.zeros(train.n_users, dtype=bool)
+    kept_users[train.user_idx[rows]] = True
+    items_with_rows = np.zeros(train.n_items, dtype=bool)
+    items_with_rows[train.item_idx] = True
+    kept_items = np.zeros(train.n_items, dtype=bool)
+    kept_items[train.item_idx[rows]] = True
+    users_cut = int(users_with_rows.sum() - kept_users.sum())
+    items_cut = int(items_with_rows.sum() - kept_items.sum())
+    note = (
+        f"{rule} {len(rows):,} of {n:,} train rows (max_train_rows {max_rows:,}); "
+        f"{users_cut:,} users and {items_cut:,} items have no row left (untrained embeddings)"
+    )
+    logger.info("training on a capped sample: %s", note)
+    return rows, note
+
+
+def validation_sample(train: TrainData, max_users: int | None, seed: int) -> TrainData:
+    """The train data an epoch's validation NDCG is measured on: at most ``max_users`` warm
+    validation users, drawn with ``seed``, with all their validation and train rows.
+
+    Per user the evaluator reads only that user's train and window rows, so each sampled user
+    scores exactly as in a full evaluation; cold window users are never evaluated and are left
+    out. Returns ``train`` itself when there is no window or it has at most ``max_users`` warm
+    users.
+    """
+    if max_users is None or train.valid_user_idx is None or train.valid_item_idx is None:
+        return train
+    window_users = np.asarray(train.valid_user_idx, dtype=np.int64)
+    warm_users = np.unique(window_users[window_users >= 0])
+    if len(warm_users) <= max_users:
+        return train
+    chosen = np.zeros(train.n_users, dtype=bool)
+    chosen[np.random.default_rng(seed).choice(warm_users, size=max_users, replace=False)] = True
+    window_rows = (window_users >= 0) & chosen[np.maximum(window_users, 0)]
+    train_rows = chosen[train.user_idx]
+    logger.info(
+        "epoch validation on a seeded sample of %d of %d warm validation users",
+        max_users,
+        len(warm_users),
+    )
+    return TrainData(
+        user_idx=train.user_idx[train_rows],
+        item_idx=train.item_idx[train_rows],
+        weight=train.weight[train_rows],
+        ts=None if train.ts is None else train.ts[train_rows],
+        n_users=train.n_users,
+        n_items=train.n_items,
+        item_ids=train.item_ids,
+        valid_user_idx=window_users[window_rows],
+        valid_item_idx=np.asarray(train.valid_item_idx, dtype=np.int64)[window_rows],
+    )
