@@ -388,6 +388,11 @@ def retail_rows() -> tuple[list[list], dict]:
         [invoice, 22752, "SET 7 BABUSHKA NESTING BOXES ", 2, start, 7.65, 12583.0, "France"]
     )
     rows.append([invoice, 22752, "SET 7 BABUSHKA NESTING BOXES", 3, start, 7.65, 12583.0, "France"])
+    # Two invoices of one customer in the same minute, both with 71053 x 2: two purchases, one
+    # interaction of weight 4 (as two rows they would be identical and the second dropped).
+    again = start + timedelta(days=10, hours=5, minutes=39)
+    rows.append([invoice + 1, 71053, "WHITE LANTERN", 2, again, 3.39, 15100.0, "United Kingdom"])
+    rows.append([invoice + 2, 71053, "WHITE LANTERN", 2, again, 3.39, 15100.0, "United Kingdom"])
     rows.append(
         [
             "C536379",
@@ -412,9 +417,10 @@ def retail_rows() -> tuple[list[list], dict]:
         "non_positive_quantity": 2,
         "no_customer": 3,
         "non_product": 2,
-        "kept": 122,
-        "interactions": 121,
-        "rows": 130,
+        "same_time_invoices": 1,
+        "kept": 124,
+        "interactions": 122,
+        "rows": 132,
     }
     return rows, expected
 
@@ -459,6 +465,12 @@ def check_retail(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     assert f"{expected['no_customer']} without a CustomerID" in notes
     assert f"{expected['non_product']} with a non-product StockCode" in notes
     assert f"kept {expected['kept']}" in notes and "1 lines repeating a stock code" in notes
+    assert (
+        f"{expected['same_time_invoices']} more of another invoice of the same customer, stock "
+        f"code and InvoiceDate (separate purchases, quantities added): "
+        f"{expected['interactions']} interactions" in notes
+    )
+    assert info["duplicates_dropped"] == 0
     assert set(df["item_id"]) == {"85123A", "71053", "84406B", "22752"}
     assert str(df["user_id"].dtype) == "int64" and set(df["user_id"]) == {
         17850,
@@ -468,6 +480,8 @@ def check_retail(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     }
     merged = df.query("user_id == 12583 and weight == 5.0 and item_id == '22752'")
     assert len(merged) == 1 and merged.iloc[0]["ts"] == pd.Timestamp("2010-12-01 08:26")
+    again = df.query("user_id == 15100 and ts == '2010-12-11 14:05'")
+    assert again[["item_id", "weight"]].values.tolist() == [["71053", 4.0]]
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
     assert items.loc["22752", "title"] == "SET 7 BABUSHKA NESTING BOXES"
     assert items.loc["71053", "item_unit_price"] == pytest.approx(3.39)
