@@ -324,7 +324,10 @@ def load_online_retail(con: duckdb.DuckDBPyConnection, source: Source, local: Pa
         f"Quantity (returns, adjustments), {counts['no_customer']} without a CustomerID, "
         f"{counts['non_product']} with a non-product StockCode (postage, fees, manual "
         f"adjustments: no 5-digit product number); kept {counts['kept']}",
-        f"weight = Quantity; {counts['kept'] - interactions} lines repeating a stock code on "
-        f"the same invoice merged (quantities added): {interactions} interactions",
+        f"weight = Quantity; {counts['kept'] - counts['invoice_lines']} lines repeating a stock "
+        f"code on the same invoice merged (quantities added), and "
+        f"{counts['invoice_lines'] - interactions} more of another invoice of the same customer, "
+        f"stock code and InvoiceDate (separate purchases, quantities added): "
+        f"{interactions} interactions",
         *coverage,
     ]

@@ -2,7 +2,8 @@
 -- Inputs:  table retail_rows (online_retail_stage.sql).
 -- Outputs: one row: rows, cancelled, non_positive_quantity, no_customer, non_product, kept,
 --          bad_dates (kept rows whose InvoiceDate does not parse) and example_bad_date,
---          bad_customers (kept rows whose CustomerID is not a number) and example_bad_customer.
+--          bad_customers (kept rows whose CustomerID is not a number) and example_bad_customer,
+--          invoice_lines (distinct (customer, stock code, invoice) of the kept rows).
 SELECT
     count(*) AS rows,
     count(*) FILTER (WHERE drop_reason = 'cancelled') AS cancelled,
@@ -15,5 +16,7 @@ SELECT
         AS example_bad_date,
     count(*) FILTER (WHERE drop_reason IS NULL AND customer_id IS NULL) AS bad_customers,
     min(customer_text) FILTER (WHERE drop_reason IS NULL AND customer_id IS NULL)
-        AS example_bad_customer
+        AS example_bad_customer,
+    count(DISTINCT (customer_id, stock_code, invoice)) FILTER (WHERE drop_reason IS NULL)
+        AS invoice_lines
 FROM retail_rows;

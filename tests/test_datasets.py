@@ -59,6 +59,23 @@ def prepared(source, tmp_path: Path, name: str = "out") -> tuple[dict, pd.DataFr
     return info, read_splits(out), out
 
 
+def evaluable_users(df: pd.DataFrame) -> dict[str, int]:
+    """Evaluable users per window, counted from the written splits: users in train with a
+    window item that is not among their train items (what the evaluator can score)."""
+    pairs = df[["user_id", "item_id", "split"]].drop_duplicates()
+    train = pairs[pairs["split"] == "train"][["user_id", "item_id"]]
+    window = pairs[(pairs["split"] != "train") & pairs["user_id"].isin(train["user_id"])]
+    new = window.merge(train, on=["user_id", "item_id"], how="left", indicator=True)
+    counts = new[new["_merge"] == "left_only"].groupby("split")["user_id"].nunique()
+    return {split: int(counts.get(split, 0)) for split in ("valid", "test")}
+
+
+def check_evaluable(info: dict, df: pd.DataFrame) -> None:
+    """The fixture gives every evaluation window an evaluable user, as the split info says."""
+    assert info["evaluable_users"] == evaluable_users(df)
+    assert min(info["evaluable_users"].values()) > 0
+
+
 def zip_folder(folder: Path, archive: Path) -> Path:
     """Zip ``folder`` as GroupLens does: members under ``<folder name>/``."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -72,11 +89,13 @@ def sha256_of(path: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# MovieLens fixtures: 8 users x 10 movies, one rating a day, so every window gets rows.
+# MovieLens fixtures: 8 users x 10 movies, one rating a day. The movies come out one after
+# another and the users rate each in turn (movie m on days 10m+1 .. 10m+8), so every window has
+# users who rated older movies in train and now rate a new one: each window is evaluable.
 # ------------------------------------------------------------------------------------------
 
 ML_RATINGS = [
-    (user, movie, [1.0, 2.5, 3.0, 4.5, 5.0][(user + movie) % 5], T0 + ((user * 10 + movie) * DAY))
+    (user, movie, [1.0, 2.5, 3.0, 4.5, 5.0][(user + movie) % 5], T0 + ((movie * 10 + user) * DAY))
     for user in range(1, 9)
     for movie in range(1, 11)
     if (user + movie) % 4 != 0
@@ -141,8 +160,8 @@ def check_movielens(info: dict, df: pd.DataFrame, out: Path) -> None:
     assert str(df["item_id"].dtype) == "int64" and str(df["weight"].dtype) == "float64"
     expected = {(u, i): (r, t) for u, i, r, t in ML_RATINGS}
     row = df.query("user_id == 1 and item_id == 2").iloc[0]
-    assert (row["weight"], row["ts"]) == (4.5, pd.Timestamp(T0 + 12 * DAY, unit="s"))
-    assert expected[(1, 2)] == (4.5, T0 + 12 * DAY)
+    assert (row["weight"], row["ts"]) == (4.5, pd.Timestamp(T0 + 21 * DAY, unit="s"))
+    assert expected[(1, 2)] == (4.5, T0 + 21 * DAY)
     assert set(df["weight"]) == {1.0, 2.5, 3.0, 4.5, 5.0}
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
     assert len(items) == len(ML_MOVIES)  # the catalogue, rated or not
@@ -154,6 +173,7 @@ def check_movielens(info: dict, df: pd.DataFrame, out: Path) -> None:
     assert list(items.loc[7, "item_genres"]) == []
     assert items.loc[3, "item_year"] == 1977 and pd.isna(items.loc[5, "item_year"])
     assert "item_genres" in info["item_features"] and "item_year" in info["item_features"]
+    check_evaluable(info, df)
 
 
 def test_movielens_1m_zip_dat_latin1_and_users(tmp_path):
@@ -299,6 +319,7 @@ def check_lastfm(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     assert f"{expected['malformed']} malformed lines" in notes
     assert f"{expected['merged']} repeated (user, artist MBID) rows merged" in notes
     assert "no timestamps: seeded random per-user 80/10/10 split" in notes
+    check_evaluable(info, df)
 
 
 def test_lastfm_360k_archive_as_data_dir(tmp_path, caplog):
@@ -352,8 +373,11 @@ def retail_rows() -> tuple[list[list], dict]:
     ]
     invoice = 536365
     for day in range(30):
+        # The shop adds a product every 7 days and each customer buys one of those on sale a
+        # day, in turn: customers come back for new products in the validation and test windows.
+        on_sale = products[: 1 + day // 7]
         for c, customer in enumerate((17850.0, 13047.0, 12583.0, 15100.0)):
-            code, text, price = products[(day + c) % 4]
+            code, text, price = on_sale[(day + c) % len(on_sale)]
             when = start + timedelta(days=day, hours=c)
             rows.append(
                 [invoice, code, text, 1 + (day + c) % 6, when, price, customer, "United Kingdom"]
@@ -364,6 +388,11 @@ def retail_rows() -> tuple[list[list], dict]:
         [invoice, 22752, "SET 7 BABUSHKA NESTING BOXES ", 2, start, 7.65, 12583.0, "France"]
     )
     rows.append([invoice, 22752, "SET 7 BABUSHKA NESTING BOXES", 3, start, 7.65, 12583.0, "France"])
+    # Two invoices of one customer in the same minute, both with 71053 x 2: two purchases, one
+    # interaction of weight 4 (as two rows they would be identical and the second dropped).
+    again = start + timedelta(days=10, hours=5, minutes=39)
+    rows.append([invoice + 1, 71053, "WHITE LANTERN", 2, again, 3.39, 15100.0, "United Kingdom"])
+    rows.append([invoice + 2, 71053, "WHITE LANTERN", 2, again, 3.39, 15100.0, "United Kingdom"])
     rows.append(
         [
             "C536379",
@@ -388,9 +417,10 @@ def retail_rows() -> tuple[list[list], dict]:
         "non_positive_quantity": 2,
         "no_customer": 3,
         "non_product": 2,
-        "kept": 122,
-        "interactions": 121,
-        "rows": 130,
+        "same_time_invoices": 1,
+        "kept": 124,
+        "interactions": 122,
+        "rows": 132,
     }
     return rows, expected
 
@@ -435,6 +465,12 @@ def check_retail(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     assert f"{expected['no_customer']} without a CustomerID" in notes
     assert f"{expected['non_product']} with a non-product StockCode" in notes
     assert f"kept {expected['kept']}" in notes and "1 lines repeating a stock code" in notes
+    assert (
+        f"{expected['same_time_invoices']} more of another invoice of the same customer, stock "
+        f"code and InvoiceDate (separate purchases, quantities added): "
+        f"{expected['interactions']} interactions" in notes
+    )
+    assert info["duplicates_dropped"] == 0
     assert set(df["item_id"]) == {"85123A", "71053", "84406B", "22752"}
     assert str(df["user_id"].dtype) == "int64" and set(df["user_id"]) == {
         17850,
@@ -444,6 +480,8 @@ def check_retail(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     }
     merged = df.query("user_id == 12583 and weight == 5.0 and item_id == '22752'")
     assert len(merged) == 1 and merged.iloc[0]["ts"] == pd.Timestamp("2010-12-01 08:26")
+    again = df.query("user_id == 15100 and ts == '2010-12-11 14:05'")
+    assert again[["item_id", "weight"]].values.tolist() == [["71053", 4.0]]
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
     assert items.loc["22752", "title"] == "SET 7 BABUSHKA NESTING BOXES"
     assert items.loc["71053", "item_unit_price"] == pytest.approx(3.39)
@@ -452,6 +490,7 @@ def check_retail(info: dict, df: pd.DataFrame, out: Path, expected: dict) -> Non
     assert info["user_features"] == ["user_country"] and info["item_features"] == [
         "item_unit_price"
     ]
+    check_evaluable(info, df)
 
 
 def test_online_retail_xlsx_file(tmp_path):
@@ -511,8 +550,11 @@ def write_hm(folder: Path, strip_zeros: bool = False) -> Path:
     lines = ["t_dat,customer_id,article_id,price,sales_channel_id"]
     for day in range(40):
         date = (datetime(2020, 6, 1) + timedelta(days=day)).strftime("%Y-%m-%d")
+        # An article is released every 5 days and each customer buys one of those released a
+        # day, in turn: customers come back for new articles in the validation and test windows.
+        released = HM_ARTICLES[: 1 + day // 5]
         for c, customer in enumerate(HM_CUSTOMERS):
-            article = HM_ARTICLES[(day + c) % 8]
+            article = released[(day + c) % len(released)]
             lines.append(f"{date},{customer},{article},0.0508305084745762,{1 + c % 2}")
     # Two units of one article on one day: two identical rows, one interaction of weight 2.
     lines.append(f"2020-06-01,{HM_CUSTOMERS[0]},{HM_ARTICLES[0]},0.0508305084745762,2")
@@ -566,6 +608,7 @@ def test_hm_folder(tmp_path):
     items = pd.read_parquet(out / "items.parquet").set_index("item_id")
     assert items.loc[HM_ARTICLES[3], "title"] == "Strap top 3"
     assert any("1 repeating a (customer, article, day) merged" in n for n in info["notes"])
+    check_evaluable(info, df)
 
 
 def test_hm_ids_that_do_not_join(tmp_path):
