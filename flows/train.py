@@ -66,7 +66,20 @@ class TrainFlow(FlowSpec):
         "synthetic-interactions",
         type=int,
         default=100_000,
-        help="Rows generated for --dataset synthetic.",
+        help="Rows generated for --dataset synthetic (MovieLens-shaped: distinct user-item "
+        "pairs; 25M rows give about 162k users x 59k items).",
+    )
+    synthetic_users = Parameter(
+        "synthetic-users",
+        type=int,
+        default=0,
+        help="Users of --dataset synthetic; 0 scales with the rows (one per 154 rows).",
+    )
+    synthetic_items = Parameter(
+        "synthetic-items",
+        type=int,
+        default=0,
+        help="Items of --dataset synthetic; 0 scales with the rows (59k at 25M rows, 3.7k at 1M).",
     )
     row_sampling = Parameter(
         "row-sampling",
@@ -140,6 +153,8 @@ class TrainFlow(FlowSpec):
             interactions_file=self.interactions_file,
             columns=self.columns,
             synthetic_interactions=self.synthetic_interactions,
+            synthetic_users=self.synthetic_users,
+            synthetic_items=self.synthetic_items,
             row_sampling=self.row_sampling,
             training_end_date=self.training_end_date,
             validation_end_date=self.validation_end_date,

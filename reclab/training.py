@@ -81,7 +81,8 @@ class CandidateResult:
         valid: Evaluation on the validation window.
         test: Evaluation on the test window (never used for selection).
         fit_seconds: Wall time of ``fit``.
-        recommend_seconds: Wall time spent in ``recommend`` during validation.
+        recommend_seconds: Wall time spent in ``recommend`` during validation (lists of
+            ``max(k, 50)`` items: the metric curves come from the same lists).
         model_payload: The fitted model, serialised with ``to_bytes``.
         curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
             ``k``, ``ndcg``, ``recall``), for the report.
@@ -142,8 +143,76 @@ def train_and_evaluate(
         len(train.user_idx),
         fit_seconds,
     )
+    evaluated = evaluate_candidate(
+        model, train, windows, k, bootstrap_samples, seed, candidate["candidate_id"]
+    )
+    return CandidateResult(
+        candidate=candidate,
+        valid=evaluated.results["valid"],
+        test=evaluated.results["test"],
+        fit_seconds=fit_seconds,
+        recommend_seconds=evaluated.recommend_seconds,
+        model_payload=model.to_bytes(),
+        curves=evaluated.curves,
+        diagnostics={f"test_popular_share_at_{k}": evaluated.popular_share},
+    )
 
+
+CURVE_KS = tuple(range(1, 51))
+
+
+@dataclass
+class CandidateEvaluation:
+    """What :func:`evaluate_candidate` measured for one fitted model.
+
+    Attributes:
+        results: ``"valid"`` and ``"test"``: metrics, bootstrap intervals and per-user values
+            at the leaderboard's ``k``.
+        curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
+            ``k``, ``ndcg``, ``recall``).
+        recommend_seconds: Wall time of ``recommend`` on the validation window.
+        popular_share: Share of the top-``k`` test recommendations among the top 1% train
+            items by distinct users (popularity bias).
+    """
+
+    results: dict[str, EvaluationResult]
+    curves: pd.DataFrame
+    recommend_seconds: float
+    popular_share: float
+
+
+def evaluate_candidate(
+    model: Any,
+    train: Any,
+    windows: dict,
+    k: int,
+    bootstrap_samples: int,
+    seed: int,
+    label: str = "",
+) -> CandidateEvaluation:
+    """Evaluate a fitted model once per window: the leaderboard metrics and the curves together.
+
+    One evaluator call per window asks the model for ``max(k, 50)`` items per user and scores
+    every cut-off 1..50 (and ``k``) from those lists; bootstrap intervals are drawn only at
+    ``k``, the leaderboard's cut-off. The numbers equal separate calls at ``k`` (with the
+    bootstrap) and at 1..50 (without), since a deterministic model's top-``k`` is the head of
+    its top-50 and the resampled users do not depend on the cut-offs.
+
+    Args:
+        model: A fitted family.
+        train: Its :class:`reclab.models.base.TrainData`.
+        windows: ``{"valid": Window, "test": Window}`` in encoded ids.
+        k: The leaderboard's cut-off.
+        bootstrap_samples: Bootstrap resamples of the intervals at ``k``.
+        seed: Seed of the bootstrap.
+        label: Names the candidate in the log lines.
+
+    Returns:
+        The per-window results at ``k``, the curves, the recommend time and popularity bias.
+    """
+    ks = tuple(sorted(set(CURVE_KS) | {k}))
     recommend_seconds = 0.0
+    test_lists: list[np.ndarray] = []
 
     def timed_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         nonlocal recommend_seconds
@@ -152,83 +221,71 @@ def train_and_evaluate(
         recommend_seconds += time.perf_counter() - t0
         return out
 
-    results = {}
+    def recording_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = model.recommend(user_idx, kk, exclude_seen=True)
+        test_lists.append(items[:, :k])
+        return items, scores
+
+    results, rows = {}, []
     for name, window in windows.items():
-        results[name] = train.evaluate_window(
-            timed_recommend if name == "valid" else model.recommend,
+        started = time.perf_counter()
+        full = train.evaluate_window(
+            timed_recommend if name == "valid" else recording_recommend,
             window.user_idx,
             window.item_idx,
-            ks=(k,),
+            ks=ks,
             bootstrap_samples=bootstrap_samples,
             seed=seed,
+            interval_ks=(k,),
         )
+        results[name] = full.at_cutoffs((k,))
+        rows += [
+            {
+                "window": name,
+                "k": kk,
+                "ndcg": full.metrics[metric_key("ndcg", kk)],
+                "recall": full.metrics[metric_key("recall", kk)],
+            }
+            for kk in CURVE_KS
+        ]
         logger.info(
-            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users",
-            candidate["candidate_id"],
+            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users (%.1f s)",
+            label,
             name,
             k,
             results[name].metrics[metric_key("ndcg", k)],
             k,
             results[name].metrics[metric_key("recall", k)],
             results[name].counts["evaluated_users"],
+            time.perf_counter() - started,
         )
-    curves, popular_share = metric_curves_and_popular_share(model, train, windows, k)
-    return CandidateResult(
-        candidate=candidate,
-        valid=results["valid"],
-        test=results["test"],
-        fit_seconds=fit_seconds,
+    return CandidateEvaluation(
+        results=results,
+        curves=pd.DataFrame(rows),
         recommend_seconds=recommend_seconds,
-        model_payload=model.to_bytes(),
-        curves=curves,
-        diagnostics={f"test_popular_share_at_{k}": popular_share},
+        popular_share=popular_share(train, test_lists),
     )
 
 
-CURVE_KS = tuple(range(1, 51))
+def popular_share(train: Any, lists: list[np.ndarray]) -> float:
+    """Share of the listed items that are among the top 1% train items by distinct users.
 
+    Args:
+        train: The train data (``seen``, ``n_items``).
+        lists: Recommendation lists (item indices, ``-1`` padding).
 
-def metric_curves_and_popular_share(
-    model: Any, train: Any, windows: dict, k: int
-) -> tuple[pd.DataFrame, float]:
-    """NDCG and recall at k = 1..50 on each window, and the test lists' popularity bias.
-
-    One ``recommend`` call at k = 50 per window, scored by the same evaluator as the
-    leaderboard (no bootstrap). Popularity bias is the share of the top-``k`` test
-    recommendations that fall among the top 1% train items by distinct users.
+    Returns:
+        The share, NaN when nothing was listed.
     """
-    users_per_item = np.asarray(train.seen.sum(axis=0)).ravel()
+    users_per_item = np.bincount(
+        train.seen.indices, minlength=train.n_items
+    )  # distinct users per item
     n_popular = max(1, int(np.ceil(0.01 * train.n_items)))
     popular = np.zeros(train.n_items, dtype=bool)
     popular[np.argsort(-users_per_item, kind="stable")[:n_popular]] = True
-    test_lists: list[np.ndarray] = []
-
-    def recording_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = model.recommend(user_idx, kk, exclude_seen=True)
-        test_lists.append(items[:, :k])
-        return items, scores
-
-    rows = []
-    for name, window in windows.items():
-        result = train.evaluate_window(
-            recording_recommend if name == "test" else model.recommend,
-            window.user_idx,
-            window.item_idx,
-            ks=CURVE_KS,
-        )
-        for kk in CURVE_KS:
-            rows.append(
-                {
-                    "window": name,
-                    "k": kk,
-                    "ndcg": result.metrics[metric_key("ndcg", kk)],
-                    "recall": result.metrics[metric_key("recall", kk)],
-                }
-            )
-    listed = np.concatenate(test_lists).ravel() if test_lists else np.empty(0, dtype=np.int64)
+    listed = np.concatenate(lists).ravel() if lists else np.empty(0, dtype=np.int64)
     listed = listed[listed >= 0]
-    popular_share = float(popular[listed].mean()) if listed.size else float("nan")
-    return pd.DataFrame(rows), popular_share
+    return float(popular[listed].mean()) if listed.size else float("nan")
 
 
 def params_label(params: dict[str, Any]) -> str:
@@ -296,6 +353,32 @@ def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> Candidat
     return train_and_evaluate(candidate, *args, **kwargs)
 
 
+def synthetic_flow_params(
+    n_interactions: int, n_users: int = 0, n_items: int = 0, seed: int = 42
+) -> dict[str, int]:
+    """The flow's synthetic dataset: MovieLens-shaped, distinct (user, item) pairs.
+
+    Args:
+        n_interactions: Rows (``--synthetic-interactions``).
+        n_users: Users (``--synthetic-users``); 0 scales with the rows.
+        n_items: Items (``--synthetic-items``); 0 scales with the rows.
+        seed: Generator seed (the run's ``--seed``).
+
+    Returns:
+        Generator parameters for :func:`data.resolve_source`.
+    """
+    from data.synthetic import scaled_shape
+
+    users, items = scaled_shape(n_interactions, n_users or None, n_items or None)
+    return {
+        "n_interactions": n_interactions,
+        "n_users": users,
+        "n_items": items,
+        "seed": seed,
+        "distinct_pairs": 1,
+    }
+
+
 @dataclass
 class CheckedParameters:
     """The flow's parameters after validation, with what ``start`` derives from them."""
@@ -325,6 +408,8 @@ def validate_run_parameters(
     bootstrap_samples: int,
     seed: int,
     batch_k: int = 10,
+    synthetic_users: int = 0,
+    synthetic_items: int = 0,
 ) -> CheckedParameters:
     """Check every flow parameter cheaply, so bad input fails before any expensive work.
 
@@ -357,13 +442,19 @@ def validate_run_parameters(
             raise InputError("--columns must be a JSON object mapping roles to column names")
     if synthetic_interactions < 1:
         raise InputError(f"--synthetic-interactions must be >= 1, got {synthetic_interactions}")
+    for name, value in (("users", synthetic_users), ("items", synthetic_items)):
+        if value < 0:
+            raise InputError(
+                f"--synthetic-{name} must be >= 0 (0 scales with --synthetic-interactions), "
+                f"got {value}"
+            )
     source = resolve_source(
         dataset,
         data_dir=data_dir or None,
         interactions_file=interactions_file or None,
         columns=column_map,
         synthetic=(
-            {"n_interactions": synthetic_interactions, "seed": seed}
+            synthetic_flow_params(synthetic_interactions, synthetic_users, synthetic_items, seed)
             if dataset == "synthetic"
             else None
         ),

@@ -86,11 +86,13 @@ class TrainData:
         ks: tuple[int, ...] = (10,),
         bootstrap_samples: int = 0,
         seed: int = 0,
+        interval_ks: tuple[int, ...] | None = None,
     ) -> Any:
         """:func:`reclab.evaluation.evaluate` of ``recommend`` on a window against this train.
 
         Returns:
-            The evaluator's result (metrics, counts, intervals).
+            The evaluator's result (metrics, counts, intervals; intervals at ``interval_ks``,
+            every ``k`` when None).
         """
         from reclab.evaluation import evaluate
 
@@ -105,6 +107,7 @@ class TrainData:
             ks=ks,
             bootstrap_samples=bootstrap_samples,
             seed=seed,
+            interval_ks=interval_ks,
         )
 
     def validation_ndcg(self, recommend: Any, k: int = 10) -> float:
