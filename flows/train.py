@@ -204,10 +204,14 @@ class TrainFlow(FlowSpec):
     def build_workflow(self):
         """Fit the NVTabular workflow on train; encode ids; keep the id maps as artifacts."""
         from reclab.encoded import read_item_metadata
+        from reclab.models.registry import reads_nvtabular_output
         from workflow_builder import build_workflow
 
         root = magicdir_path("data")
-        built = build_workflow(root / "split", root)
+        # Without a family that reads Merlin's tagged parquet, only the ids are encoded.
+        built = build_workflow(
+            root / "split", root, with_features=reads_nvtabular_output(self.families)
+        )
         self.user_map, self.item_map = built.user_map, built.item_map
         self.user_features, self.item_features = built.user_features, built.item_features
         self.item_metadata = read_item_metadata(root / "split" / "items.parquet")
@@ -242,8 +246,11 @@ class TrainFlow(FlowSpec):
     @magicdir(dir="data")
     @step
     def collect_cpu(self, inputs):
-        """Gather the CPU candidates' results."""
-        self.results = [i.result for i in inputs if i.result is not None]
+        """Gather the CPU candidates' results (model payloads: each family's best)."""
+        from reclab.training import keep_family_best_payloads
+
+        # One branch's result in memory at a time; only what the join bundles is kept.
+        self.results = keep_family_best_payloads((i.result for i in inputs), self.validation_metric)
         self.merge_artifacts(inputs, exclude=["result"])
         self.next(self.join)
 
@@ -264,8 +271,11 @@ class TrainFlow(FlowSpec):
     @magicdir(dir="data")
     @step
     def collect_gpu(self, inputs):
-        """Gather the GPU candidates' results."""
-        self.results = [i.result for i in inputs if i.result is not None]
+        """Gather the GPU candidates' results (model payloads: each family's best)."""
+        from reclab.training import keep_family_best_payloads
+
+        # One branch's result in memory at a time; only what the join bundles is kept.
+        self.results = keep_family_best_payloads((i.result for i in inputs), self.validation_metric)
         self.merge_artifacts(inputs, exclude=["result"])
         self.next(self.join)
 

@@ -9,7 +9,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,46 @@ def build_leaderboard(results: list[CandidateResult], validation_metric: str) ->
     # Ties keep the candidate order, so the same seed always gives the same leaderboard.
     board = board.sort_values([column, "_order"], ascending=[False, True], na_position="last")
     return board.drop(columns="_order").reset_index(drop=True)
+
+
+def keep_family_best_payloads(
+    results: Iterable[CandidateResult | None], validation_metric: str
+) -> list[CandidateResult]:
+    """The candidates' results with only each family's best model payload kept.
+
+    The join bundles the best candidate of each family (the first of its family on the
+    leaderboard) and nothing else, so the other payloads (SAR's is the whole item similarity,
+    gigabytes at scale) need not travel further. Results are consumed one at a time, so with
+    a lazy iterable (a join's inputs) at most one payload per family, plus the one being read,
+    is in memory. The order rule is the leaderboard's: the higher validation metric wins, NaN
+    loses, and a tie keeps the earlier candidate.
+
+    Args:
+        results: Candidate results in candidate order; None (an empty fan-out) is skipped.
+        validation_metric: The metric that picks the best, e.g. ``ndcg_at_10``.
+
+    Returns:
+        The results in the same order; a non-best candidate's ``model_payload`` is ``b""``.
+    """
+    kept: list[CandidateResult] = []
+    best_of: dict[str, int] = {}  # family -> position in kept of its best so far
+    for result in results:
+        if result is None:
+            continue
+        family = result.candidate["family"]
+        value = result.valid.metrics.get(validation_metric, float("nan"))
+        current = best_of.get(family)
+        if current is None:
+            best_of[family] = len(kept)
+        else:
+            best_value = kept[current].valid.metrics.get(validation_metric, float("nan"))
+            if not math.isnan(value) and (math.isnan(best_value) or value > best_value):
+                kept[current] = replace(kept[current], model_payload=b"")
+                best_of[family] = len(kept)
+            else:
+                result = replace(result, model_payload=b"")
+        kept.append(result)
+    return kept
 
 
 def select_best(leaderboard: pd.DataFrame, validation_metric: str) -> str:

@@ -186,3 +186,42 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
     beyond = evaluate_candidate(model, train, windows, 60, 0, seed)
     assert "ndcg_at_60" in beyond.results["valid"].metrics
     assert beyond.curves["k"].max() == 50
+
+
+def test_collect_keeps_exactly_the_payloads_the_join_bundles() -> None:
+    """Each family's best by the leaderboard's rule keeps its payload; the others are dropped."""
+    from dataclasses import replace
+
+    from reclab.training import keep_family_best_payloads
+
+    def candidate(candidate_id: str, family: str, valid_ndcg: float) -> CandidateResult:
+        result = _result(candidate_id, valid_ndcg)
+        result.candidate = {**result.candidate, "family": family}
+        return replace(result, model_payload=candidate_id.encode())
+
+    results = [
+        candidate("sar-0", "sar", 0.2),
+        None,  # an empty fan-out
+        candidate("sar-1", "sar", 0.3),
+        candidate("als-0", "als", float("nan")),
+        candidate("als-1", "als", 0.1),
+        candidate("pop-0", "pop", 0.4),
+        candidate("pop-1", "pop", 0.4),  # a tie keeps the earlier candidate
+        candidate("rnd-0", "rnd", float("nan")),
+        candidate("rnd-1", "rnd", float("nan")),
+    ]
+    kept = keep_family_best_payloads(iter(results), "ndcg_at_10")
+    payloads = {r.candidate["candidate_id"]: r.model_payload for r in kept}
+    assert [r.candidate["candidate_id"] for r in kept] == [
+        r.candidate["candidate_id"] for r in results if r is not None
+    ]
+    assert {cid for cid, payload in payloads.items() if payload} == {
+        "sar-1",
+        "als-1",
+        "pop-0",
+        "rnd-0",
+    }
+    assert payloads["sar-1"] == b"sar-1"
+    board = build_leaderboard(kept, "ndcg_at_10")
+    first_of_family = board.drop_duplicates("family")["candidate_id"]
+    assert set(first_of_family) == {cid for cid, payload in payloads.items() if payload}

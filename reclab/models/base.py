@@ -7,7 +7,6 @@ edges, through :class:`reclab.id_maps.IdMap`.
 
 from __future__ import annotations
 
-import io
 import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -348,10 +347,8 @@ class Recommender(ABC):
         raise NotImplementedError(f"{self.family} cannot explain its recommendations")
 
     def to_bytes(self) -> bytes:
-        """Serialise the fitted model."""
-        buffer = io.BytesIO()
-        pickle.dump(self, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        return buffer.getvalue()
+        """Serialise the fitted model (one copy: a BytesIO buffer would double the peak)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Recommender:
