@@ -250,8 +250,16 @@ def default_data_dir() -> str:
     return os.environ.get("RECLAB_DATA_DIR", "").strip() or str(REPO.parent / "shared" / "data")
 
 
-def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def prepare_inputs(
+    args: argparse.Namespace, work: Path, with_features: bool = True
+) -> dict[str, Any]:
     """Run the real data pipeline into ``work`` and write the benchmark inputs.
+
+    Args:
+        args: The parsed command line.
+        work: The work directory.
+        with_features: Build the NVTabular features too (the two-tower model reads them); as
+            in the flow, without such a family only the ids are encoded.
 
     Returns:
         ``encoded_dir``, ``input_dir``, ``n_users``, ``n_items``, ``users`` and ``split`` info.
@@ -276,7 +284,9 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         f"train {info['train']['rows']} rows, valid {info['valid']['rows']}, "
         f"test {info['test']['rows']} ({seconds:.1f} s)"
     )
-    built, seconds = timed(build_workflow, work / "split", work / "built")
+    built, seconds = timed(
+        build_workflow, work / "split", work / "built", with_features=with_features
+    )
     log(
         f"build_workflow: {len(built.user_map)} users, {len(built.item_map)} items "
         f"({seconds:.1f} s)"
@@ -661,7 +671,11 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix=f"reclab-bench-{tag}-"))
     log(f"work directory {work}; runs: {', '.join(run.name for run in runs)}")
     try:
-        prepared = prepare_inputs(args, work)
+        from reclab.models.registry import reads_nvtabular_output
+
+        prepared = prepare_inputs(
+            args, work, with_features=reads_nvtabular_output([run.family for run in runs])
+        )
         needs_ref_venv = any(r.reference_venv == "reference" for r in runs)
         ref_error = ensure_reference_venv() if needs_ref_venv and not args.no_reference else None
         rows = [measure(run, prepared, work, args, ref_error) for run in runs]

@@ -212,10 +212,22 @@ def test_similar_items_excludes_the_item_and_pads() -> None:
         SARRecommender().similar_items(np.array([0]), 2)
 
 
-def test_block_size_does_not_change_similarity(monkeypatch) -> None:
-    whole = _similarity("jaccard")
-    monkeypatch.setattr(SARRecommender, "item_block", 2)
-    np.testing.assert_array_equal(_similarity("jaccard"), whole)
+def test_thread_count_does_not_change_similarity_or_lists() -> None:
+    import numba
+
+    train = _sparse_random_train(n_users=120, n_items=300)
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            model = SARRecommender(similarity="jaccard").fit(train)
+            runs.append((model.item_similarity, model.recommend(np.arange(120), 10)))
+    finally:
+        numba.set_num_threads(before)
+    (one, one_lists), (many, many_lists) = runs
+    assert (one != many).nnz == 0
+    np.testing.assert_array_equal(one_lists[0], many_lists[0])
 
 
 def test_bad_parameters_raise() -> None:

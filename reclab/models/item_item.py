@@ -12,6 +12,8 @@ exact size), the second writes them.
 
 Everything runs in Numba, in parallel over users (or items) with one buffer per thread; results
 do not depend on the number of threads (each row is computed by one thread, in a fixed order).
+Column indices are handed to the kernels as unsigned views, which spares Numba's negative-index
+check in the scatter loops (a third of their time).
 
 Ranking rule (the same as :func:`reclab.models.base.top_k`): higher score first, ties to the
 smaller item index; ``-inf`` and NaN scores are never listed, and rows with fewer than ``k``
@@ -19,6 +21,8 @@ listable items are padded with item ``-1`` and score ``-inf``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 import numpy as np
@@ -99,7 +103,8 @@ def _top_k_sparse(
                 weight = user_data[p]
                 for q in range(sim_indptr[i], sim_indptr[i + 1]):
                     acc[sim_indices[q]] += weight * sim_data[q]
-                    if mutual_information:
+                if mutual_information:
+                    for q in range(sim_indptr[i], sim_indptr[i + 1]):
                         support[sim_indices[q]] += 1
             for p in range(seen_indptr[u], seen_indptr[u + 1]):
                 acc[seen_indices[p]] = -np.inf
@@ -166,10 +171,10 @@ def top_k_item_item(
     n_users, n_items = user_rows.shape
     if seen_rows is None:
         seen_indptr = np.zeros(n_users + 1, dtype=np.int64)
-        seen_indices = np.zeros(0, dtype=np.int32)
+        seen_indices = np.zeros(0, dtype=np.uint32)
     else:
         seen_rows = sp.csr_matrix(seen_rows)
-        seen_indptr, seen_indices = seen_rows.indptr, seen_rows.indices
+        seen_indptr, seen_indices = seen_rows.indptr, _unsigned(seen_rows.indices)
     items = np.empty((n_users, k), dtype=np.int64)
     scores = np.empty((n_users, k), dtype=np.float32)
     if n_users == 0:
@@ -179,7 +184,7 @@ def top_k_item_item(
             raise ValueError("the mutual-information rule needs the sparse similarity")
         _top_k_dense(
             user_rows.indptr,
-            user_rows.indices,
+            _unsigned(user_rows.indices),
             user_rows.data,
             np.ascontiguousarray(similarity, dtype=np.float32),
             seen_indptr,
@@ -193,10 +198,10 @@ def top_k_item_item(
         similarity = _canonical(similarity, np.float32, sort=False)
         _top_k_sparse(
             user_rows.indptr,
-            user_rows.indices,
+            _unsigned(user_rows.indices),
             user_rows.data,
             similarity.indptr,
-            similarity.indices,
+            _unsigned(similarity.indices),
             similarity.data,
             seen_indptr,
             seen_indices,
@@ -208,6 +213,11 @@ def top_k_item_item(
             scores,
         )
     return items, scores
+
+
+def _unsigned(indices: np.ndarray) -> np.ndarray:
+    """A zero-copy unsigned view of non-negative int32 / int64 indices."""
+    return indices.view(np.uint32 if indices.dtype.itemsize == 4 else np.uint64)
 
 
 def _chunks(n_rows: int) -> int:
@@ -284,9 +294,9 @@ def cooccurrence_histograms(binary: sp.csr_matrix) -> np.ndarray:
     item_users = binary.T.tocsr()
     return _cooccurrence_histograms(
         item_users.indptr,
-        item_users.indices,
+        _unsigned(item_users.indices),
         binary.indptr,
-        binary.indices,
+        _unsigned(binary.indices),
         binary.shape[1],
         HISTOGRAM_BINS,
         _chunks(binary.shape[1]),
@@ -312,12 +322,81 @@ def cooccurrence_counts(
     item_users = binary.T.tocsr()
     indices, counts = _cooccurrence_fill(
         item_users.indptr,
-        item_users.indices,
+        _unsigned(item_users.indices),
         binary.indptr,
-        binary.indices,
+        _unsigned(binary.indices),
         n_items,
         threshold,
         indptr,
         _chunks(n_items),
     )
     return sp.csr_matrix((counts, indices, indptr), shape=(n_items, n_items))
+
+
+# The co-occurrence measures SAR offers, as the kernel's codes (formulas in reclab.models.sar).
+MEASURES = (
+    "counts",
+    "jaccard",
+    "lift",
+    "cosine",
+    "inclusion_index",
+    "mutual_information",
+    "lexicographers_mutual_information",
+)
+
+
+@numba.njit(parallel=True, cache=True)
+def _measure_values(indptr, indices, counts, diag, measure, n_items, n_chunks):
+    values = np.empty(counts.shape[0], dtype=np.float32)
+    n_rows = indptr.shape[0] - 1
+    for chunk in numba.prange(n_chunks):
+        for i in range(chunk, n_rows, n_chunks):
+            d_i = diag[i]
+            for p in range(indptr[i], indptr[i + 1]):
+                c = np.float64(counts[p])
+                d_j = diag[indices[p]]
+                if measure == 0:
+                    value = c
+                elif measure == 1:
+                    value = c / (d_i + d_j - c)
+                elif measure == 2:
+                    value = c / (d_i * d_j)
+                elif measure == 3:
+                    value = c / math.sqrt(d_i * d_j)
+                elif measure == 4:
+                    value = c / min(d_i, d_j)
+                elif measure == 5:
+                    value = math.log2(n_items * c / (d_i * d_j))
+                else:
+                    value = c * math.log2(n_items * c / (d_i * d_j))
+                values[p] = np.float32(value)
+    return values
+
+
+def measure_values(counts: sp.csr_matrix, diag: np.ndarray, measure: str) -> np.ndarray:
+    """A co-occurrence measure of every stored count ``C_ij``, from the diagonal ``d``.
+
+    ``counts`` C_ij; ``jaccard`` C_ij / (d_i + d_j - C_ij); ``lift`` C_ij / (d_i d_j);
+    ``cosine`` C_ij / sqrt(d_i d_j); ``inclusion_index`` C_ij / min(d_i, d_j);
+    ``mutual_information`` log2(n_items * lift); ``lexicographers_mutual_information``
+    C_ij * log2(n_items * lift). Computed in float64 per entry, stored as float32, without
+    the entry-sized temporaries a NumPy expression needs.
+
+    Args:
+        counts: Items x items CSR of co-occurrence counts.
+        diag: float64 (n_items,) thresholded diagonal (users per item, 0 below the threshold).
+        measure: One of ``MEASURES``.
+
+    Returns:
+        float32 values aligned with ``counts.data``.
+    """
+    n_items = counts.shape[0]
+    return _measure_values(
+        counts.indptr,
+        _unsigned(counts.indices),
+        counts.data,
+        np.asarray(diag, dtype=np.float64),
+        MEASURES.index(measure),
+        n_items,
+        _chunks(n_items),
+    )

@@ -64,6 +64,7 @@ from reclab.models.item_item import (
     HISTOGRAM_BINS,
     cooccurrence_counts,
     cooccurrence_histograms,
+    measure_values,
     top_k_item_item,
 )
 
@@ -116,7 +117,6 @@ class SARRecommender(Recommender):
     can_fold_in = True
     can_find_similar = True
     can_explain = True
-    item_block: ClassVar[int] = 4096  # item rows whose similarities are computed at once
     # Scores come from a dense copy of the similarity when it costs no more memory than the CSR
     # (8 bytes a non-zero, so from density 0.5) or little memory (any catalogue up to 4,096
     # items is at most 64 MB): a mostly dense co-occurrence (ML-100k: 69% non-zero) is scored
@@ -260,19 +260,7 @@ class SARRecommender(Recommender):
         diag = np.asarray(hits.sum(axis=0)).ravel().astype(np.float64)
         diag[diag < threshold] = 0.0
         del hits
-        values = np.empty(counts.nnz, dtype=np.float32)
-        for first in range(0, train.n_items, self.item_block):
-            last = min(first + self.item_block, train.n_items)
-            lo, hi = counts.indptr[first], counts.indptr[last]
-            rows = first + np.repeat(
-                np.arange(last - first), np.diff(counts.indptr[first : last + 1])
-            )
-            values[lo:hi] = self._similarity_values(
-                counts.data[lo:hi].astype(np.float64),
-                diag[rows],
-                diag[counts.indices[lo:hi]],
-                train.n_items,
-            )
+        values = measure_values(counts, diag, self.similarity)
         similarity = sp.csr_matrix(
             (values, counts.indices, counts.indptr), shape=(train.n_items, train.n_items)
         )
@@ -308,26 +296,6 @@ class SARRecommender(Recommender):
             entries[raised],
         )
         return raised
-
-    def _similarity_values(
-        self, counts: np.ndarray, d_i: np.ndarray, d_j: np.ndarray, n_items: int
-    ) -> np.ndarray:
-        """Similarity of co-occurrence counts ``C_ij`` from the diagonal ``d`` (float64 in)."""
-        if self.similarity == "counts":
-            values = counts
-        elif self.similarity == "jaccard":
-            values = counts / (d_i + d_j - counts)
-        elif self.similarity == "lift":
-            values = counts / (d_i * d_j)
-        elif self.similarity == "cosine":
-            values = counts / np.sqrt(d_i * d_j)
-        elif self.similarity == "inclusion_index":
-            values = counts / np.minimum(d_i, d_j)
-        elif self.similarity == "mutual_information":
-            values = np.log2(n_items * counts / (d_i * d_j))
-        else:  # lexicographers_mutual_information
-            values = counts * np.log2(n_items * counts / (d_i * d_j))
-        return values.astype(np.float32)
 
     def _scoring_similarity(self) -> sp.csr_matrix | np.ndarray:
         """The similarity scores are computed with: a cached dense copy when it is cheap."""
