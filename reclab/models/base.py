@@ -359,6 +359,37 @@ class Recommender(ABC):
         return model
 
 
+class GlobalRankingRecommender(Recommender):
+    """A family whose scores are one value per item for every user (``item_scores``).
+
+    ``recommend`` ranks the catalogue once and walks it per user, skipping the user's train
+    items (:func:`reclab.models.ranking.top_k_global_ranking`), instead of masking and ranking
+    a copy of the score row per user; the lists are the same.
+    """
+
+    item_scores: np.ndarray
+
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_scores, (len(user_idx), self.n_items))
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user; see :class:`Recommender`."""
+        from reclab.models.ranking import top_k_global_ranking
+
+        if self._seen is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        check_list_length(k)
+        user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
+        seen = (
+            self._seen[user_idx]
+            if exclude_seen
+            else sp.csr_matrix((len(user_idx), self.n_items), dtype=np.bool_)
+        )
+        return top_k_global_ranking(self.item_scores, seen, k)
+
+
 def encoded_indices(values: Any, n: int, name: str) -> np.ndarray:
     """``values`` as an int64 array of encoded indices, each checked to lie in ``[0, n)``.
 
