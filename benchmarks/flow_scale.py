@@ -306,6 +306,7 @@ def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
         timer.start()
         for line in process.stdout:
             handle.write(line)
+            handle.flush()
             lines.append(line.rstrip("\n"))
             match = TASK_LINE.match(line)
             if match and match["what"] == "Task is starting":

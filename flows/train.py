@@ -208,9 +208,13 @@ class TrainFlow(FlowSpec):
         from workflow_builder import build_workflow
 
         root = magicdir_path("data")
-        # Without a family that reads Merlin's tagged parquet, only the ids are encoded.
+        # Without a family that reads Merlin's tagged parquet, only the ids are encoded; later
+        # steps read encoded/ and nvt/, so the canonical windows need not travel further.
         built = build_workflow(
-            root / "split", root, with_features=reads_nvtabular_output(self.families)
+            root / "split",
+            root,
+            with_features=reads_nvtabular_output(self.families),
+            keep_split_windows=False,
         )
         self.user_map, self.item_map = built.user_map, built.item_map
         self.user_features, self.item_features = built.user_features, built.item_features

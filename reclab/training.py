@@ -147,13 +147,18 @@ def train_and_evaluate(
     evaluated = evaluate_candidate(
         model, train, windows, k, bootstrap_samples, seed, candidate["candidate_id"]
     )
+    # At scale the serialised model is gigabytes (SAR's similarity): let the train data go
+    # before it is built, and the model right after.
+    del train, windows
+    payload = model.to_bytes()
+    del model
     return CandidateResult(
         candidate=candidate,
         valid=evaluated.results["valid"],
         test=evaluated.results["test"],
         fit_seconds=fit_seconds,
         recommend_seconds=evaluated.recommend_seconds,
-        model_payload=model.to_bytes(),
+        model_payload=payload,
         curves=evaluated.curves,
         diagnostics={f"test_popular_share_at_{k}": evaluated.popular_share},
     )

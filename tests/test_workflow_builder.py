@@ -108,8 +108,13 @@ def test_id_map_from_category_file_uses_stored_codes(tmp_path) -> None:
 
 def test_ids_only_workflow_gives_the_same_id_maps_and_encoded_windows(built, tmp_path) -> None:
     """Without a family that reads NVTabular's output, only the ids are fitted: same maps."""
+    import shutil
+
     root, _, with_features = built
-    ids_only = build_workflow(root / "split", tmp_path, with_features=False)
+    split = shutil.copytree(root / "split", tmp_path / "split")
+    (split / "items.parquet").write_bytes(b"metadata")  # metadata tables are kept
+    ids_only = build_workflow(split, tmp_path, with_features=False, keep_split_windows=False)
+    assert sorted(p.name for p in split.iterdir()) == ["items.parquet"]
     for column in ("user_map", "item_map"):
         full, lean = getattr(with_features, column), getattr(ids_only, column)
         np.testing.assert_array_equal(full.raw_ids, lean.raw_ids)

@@ -152,7 +152,10 @@ def encode_window(frame: pd.DataFrame, user_map: IdMap, item_map: IdMap) -> pd.D
 
 
 def build_workflow(
-    split_dir: str | Path, out_dir: str | Path, with_features: bool = True
+    split_dir: str | Path,
+    out_dir: str | Path,
+    with_features: bool = True,
+    keep_split_windows: bool = True,
 ) -> BuiltWorkflow:
     """Fit the NVTabular workflow on train and write the encoded windows.
 
@@ -163,6 +166,10 @@ def build_workflow(
         with_features: Categorify and tag the features too and write the transformed windows
             (``nvt/train`` ...), what the Merlin two-tower model reads; False fits the id
             columns only and writes no transformed windows (enough for every other family).
+        keep_split_windows: False deletes ``split_dir``'s three window files once they are
+            encoded (the metadata tables stay): in the flow every later step reads
+            ``encoded/`` and ``nvt/`` only, and the windows, one row per interaction with its
+            features, were the larger part of what each later task restores.
 
     Returns:
         The id maps and the feature columns used (none without features).
@@ -217,6 +224,9 @@ def build_workflow(
         logger.info(
             "encoded %s: %d rows (%.1f s)", window, len(frame), time.perf_counter() - started
         )
+    if not keep_split_windows:
+        for window in WINDOWS:
+            (split_dir / f"{window}.parquet").unlink()
 
     if not with_features:
         return BuiltWorkflow(user_map=user_map, item_map=item_map, rows=rows)
