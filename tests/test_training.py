@@ -155,7 +155,8 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
     model.recommend = counted
     evaluated = evaluate_candidate(model, train, windows, k, samples, seed)
     model.recommend = model_recommend
-    assert calls == [50, 50]  # one recommend batch per window (150 users < batch size)
+    # one recommend call: each warm user of either window once (< RECOMMEND_BATCH users)
+    assert calls == [50]
 
     for name, window in windows.items():
         old = train.evaluate_window(
