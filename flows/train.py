@@ -16,6 +16,11 @@ import os
 # Metaflow's code package (what --with batch uploads) takes only these suffixes; the steps also
 # read .sql files. The packages outside flows/ come in through the symlinks in flows/.
 os.environ.setdefault("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ".py,.sql,.json,.toml")
+# Parallel local branches default to the machine's cores, not Metaflow's 16: ALS, SAR and item
+# KNN already use every core, so more branches than cores train no faster, while each holds its
+# own copy of the train data and model (gigabytes at 25M rows). `run --max-workers N` (or
+# METAFLOW_RUN_MAX_WORKERS) overrides it, e.g. for steps sent to AWS Batch.
+os.environ.setdefault("METAFLOW_RUN_MAX_WORKERS", str(os.cpu_count() or 1))
 # Metaflow refuses to start without a user name other than root (containers, CI); give it one.
 if all(
     os.environ.get(name, "root") in ("", "root")
