@@ -267,7 +267,12 @@ def prepare_inputs(
     from data import prepare_dataset, resolve_source
     from workflow_builder import build_workflow
 
-    if args.synthetic_rows:
+    if args.synthetic_rows and args.movielens_shape:
+        from reclab.training import synthetic_flow_params
+
+        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
+        source = resolve_source("synthetic", synthetic=synthetic)
+    elif args.synthetic_rows:
         synthetic = {
             "n_interactions": args.synthetic_rows,
             "n_items": args.synthetic_items,
@@ -643,6 +648,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-rows", type=int, default=0, help="use the synthetic dataset")
     parser.add_argument("--synthetic-items", type=int, default=20_000)
     parser.add_argument("--synthetic-users", type=int, default=100_000)
+    parser.add_argument(
+        "--movielens-shape",
+        action="store_true",
+        help="the flow's synthetic data: distinct pairs, users and items scaled with the rows "
+        "like MovieLens (--synthetic-users/--synthetic-items ignored)",
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measured run")
@@ -663,11 +674,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
     warnings.filterwarnings("ignore", message=".*CPU mode is experimental")
-    tag = (
-        f"synthetic_{args.synthetic_rows}x{args.synthetic_items}"
-        if args.synthetic_rows
-        else "ml100k"
-    )
+    if args.synthetic_rows and args.movielens_shape:
+        tag = f"synthetic_movielens_{args.synthetic_rows}"
+    elif args.synthetic_rows:
+        tag = f"synthetic_{args.synthetic_rows}x{args.synthetic_items}"
+    else:
+        tag = "ml100k"
     work = Path(tempfile.mkdtemp(prefix=f"reclab-bench-{tag}-"))
     log(f"work directory {work}; runs: {', '.join(run.name for run in runs)}")
     try:
