@@ -266,10 +266,19 @@ def _sparse_random_train(n_users=400, n_items=900, per_user=12, seed=3) -> Train
 
 @pytest.mark.parametrize("similarity", ["jaccard", "counts", "mutual_information"])
 @pytest.mark.parametrize("exclude_seen", [True, False])
-def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(similarity, exclude_seen):
-    """The fused kernel (sparse similarity, per-user buffer, top-k in one pass) = dense path."""
+@pytest.mark.parametrize("tiled", [False, True])
+def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(
+    similarity, exclude_seen, tiled, monkeypatch
+):
+    """The fused kernels (sparse similarity; per user, or by user blocks and column tiles,
+    with the top k in the same pass) give exactly the dense path's lists and scores."""
+    from reclab.models import item_item
     from reclab.models.base import top_k
 
+    if tiled:  # small tiles and blocks, so rows span tiles and blocks end mid-way
+        monkeypatch.setattr(item_item, "TILED_MIN_BYTES", 0)
+        monkeypatch.setattr(item_item, "TILE", 128)
+        monkeypatch.setattr(item_item, "USER_BLOCK", 7)
     train = _sparse_random_train()
     model = SARRecommender(similarity=similarity, time_decay_half_life_days=30)
     model.dense_scoring_max_small_bytes = 0  # a small catalogue would be scored densely

@@ -10,6 +10,16 @@ the row, so no ``batch x n_items`` matrix is ever built. The co-occurrence count
 in two passes: the first counts the entries per row (so the result is allocated once, at its
 exact size), the second writes them.
 
+A large similarity (``TILED_MIN_BYTES`` or more) does not fit the caches, and the per-user loop
+then streams every row a user needs from memory once per user: at MovieLens-25M shape (219M
+similarities, 1.75 GB) it managed 16 users a second on this machine. Above that size users are
+scored in blocks of ``USER_BLOCK`` and the item columns in tiles of ``TILE`` (one float32 row of
+a tile is 16 KB): each similarity row segment is read once per block and added into the rows of
+the block's users that hold the item, in the same item order, so the scores are identical. On a
+10M-row MovieLens-shaped catalogue (1.4 GB of similarities) that took 1.2 ns a multiply-add
+against 2.1 ns per user; on the 0.8 GB one of the 50k-item benchmark the per-user loop is the
+faster (1.6 vs 2.2 ns).
+
 Everything runs in Numba, in parallel over users (or items) with one buffer per thread; results
 do not depend on the number of threads (each row is computed by one thread, in a fixed order).
 Column indices are handed to the kernels as unsigned views, which spares Numba's negative-index
@@ -31,6 +41,11 @@ import scipy.sparse as sp
 # Co-occurrence counts are histogrammed per item row up to this value (larger counts share the
 # last bin), so a support threshold up to HISTOGRAM_BINS - 1 can be chosen from the histograms.
 HISTOGRAM_BINS = 256
+# Similarities of at least this many bytes (8 a stored entry) are scored by user blocks and
+# column tiles; the measured crossover lies between 0.8 GB (per user faster) and 1.4 GB.
+TILED_MIN_BYTES = 1 << 30
+TILE = 4096  # item columns per tile: a float32 tile row is 16 KB
+USER_BLOCK = 256  # users scored together; their tile rows are 4 MB
 
 
 @numba.njit(cache=True, inline="always")
@@ -112,6 +127,121 @@ def _top_k_sparse(
             _select_and_reset(acc, support, min_support, k, items_out[u], scores_out[u])
 
 
+@numba.njit(cache=True)
+def _tile_pointers(sim_indptr, sim_indices, n_items, tile):
+    n_tiles = (n_items + tile - 1) // tile
+    pointers = np.empty((sim_indptr.shape[0] - 1, n_tiles + 1), dtype=np.int64)
+    for i in range(sim_indptr.shape[0] - 1):
+        q = sim_indptr[i]
+        end = sim_indptr[i + 1]
+        pointers[i, 0] = q
+        for t in range(1, n_tiles + 1):
+            bound = t * tile
+            while q < end and sim_indices[q] < bound:
+                q += 1
+            pointers[i, t] = q
+    return pointers
+
+
+def tile_pointers(similarity: sp.csr_matrix) -> np.ndarray:
+    """Where each row of a similarity enters each column tile, for the tiled kernel.
+
+    Args:
+        similarity: Items x items CSR with sorted indices.
+
+    Returns:
+        int64 array (n_items, n_tiles + 1): row i's entries in tile t are
+        ``pointers[i, t] .. pointers[i, t + 1]`` of ``indices`` / ``data``.
+    """
+    if not similarity.has_sorted_indices:
+        raise ValueError("the similarity's column indices must be sorted within each row")
+    return _tile_pointers(
+        similarity.indptr, _unsigned(similarity.indices), similarity.shape[1], TILE
+    )
+
+
+@numba.njit(parallel=True, cache=True)
+def _top_k_tiled(
+    user_indptr,
+    user_indices,
+    user_data,
+    tile_ptr,
+    sim_indices,
+    sim_data,
+    seen_indptr,
+    seen_indices,
+    n_items,
+    k,
+    mutual_information,
+    tile,
+    block,
+    items_out,
+    scores_out,
+):
+    n_users = user_indptr.shape[0] - 1
+    n_tiles = tile_ptr.shape[1] - 1
+    n_blocks = (n_users + block - 1) // block
+    for b in numba.prange(n_blocks):
+        u0 = b * block
+        u1 = min(u0 + block, n_users)
+        size = u1 - u0
+        lo = user_indptr[u0]
+        m = user_indptr[u1] - lo
+        # the block's (user, item) pairs, by item: a row segment serves all its users in turn
+        pair_item = np.empty(m, dtype=np.int64)
+        pair_user = np.empty(m, dtype=np.int64)
+        for u in range(u0, u1):
+            for p in range(user_indptr[u], user_indptr[u + 1]):
+                pair_item[p - lo] = user_indices[p]
+                pair_user[p - lo] = u - u0
+        order = np.argsort(pair_item, kind="mergesort")
+        acc = np.zeros((size, tile), dtype=np.float32)
+        support = np.zeros((size if mutual_information else 1, tile), dtype=np.int32)
+        filled = np.zeros(size, dtype=np.int64)
+        seen_at = np.empty(size, dtype=np.int64)
+        for local in range(size):
+            seen_at[local] = seen_indptr[u0 + local]
+        for t in range(n_tiles):
+            base = t * tile
+            width = min(tile, n_items - base)
+            for o in range(m):
+                p = order[o]
+                i = pair_item[p]
+                local = pair_user[p]
+                weight = user_data[lo + p]
+                row = acc[local]
+                for q in range(tile_ptr[i, t], tile_ptr[i, t + 1]):
+                    row[sim_indices[q] - base] += weight * sim_data[q]
+                if mutual_information:
+                    counts = support[local]
+                    for q in range(tile_ptr[i, t], tile_ptr[i, t + 1]):
+                        counts[sim_indices[q] - base] += 1
+            for local in range(size):
+                u = u0 + local
+                row = acc[local]
+                position = seen_at[local]
+                while position < seen_indptr[u + 1] and seen_indices[position] < base + width:
+                    row[seen_indices[position] - base] = -np.inf
+                    position += 1
+                seen_at[local] = position
+                min_support = user_indptr[u + 1] - user_indptr[u] if mutual_information else 0
+                count = filled[local]
+                for jj in range(width):
+                    score = row[jj]
+                    row[jj] = 0.0
+                    if min_support > 0:
+                        if support[local, jj] < min_support:
+                            score = -np.inf
+                        support[local, jj] = 0
+                    if score > -np.inf:  # False for -inf and NaN
+                        count = _insert(items_out[u], scores_out[u], count, k, base + jj, score)
+                filled[local] = count
+        for local in range(size):
+            for position in range(filled[local], k):
+                items_out[u0 + local, position] = -1
+                scores_out[u0 + local, position] = -np.inf
+
+
 @numba.njit(parallel=True, cache=True)
 def _top_k_dense(
     user_indptr,
@@ -147,6 +277,7 @@ def top_k_item_item(
     seen_rows: sp.csr_matrix | None,
     k: int,
     mutual_information: bool = False,
+    pointers: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k items of ``user_rows @ similarity`` per row, seen items left out.
 
@@ -163,6 +294,8 @@ def top_k_item_item(
         mutual_information: SAR's mutual-information rule: an item scores ``-inf`` unless it
             co-occurs (a stored similarity, zero included) with every item of the user's row.
             Sparse similarity only.
+        pointers: :func:`tile_pointers` of a sparse ``similarity`` of ``TILED_MIN_BYTES`` or
+            more (callers scoring several batches keep them); None computes them when needed.
 
     Returns:
         (item_idx int64 (n, k), scores float32 (n, k)), best first; -1 / -inf padding.
@@ -191,6 +324,27 @@ def top_k_item_item(
             seen_indices,
             k,
             _chunks(n_users),
+            items,
+            scores,
+        )
+    elif similarity.nnz * 8 >= TILED_MIN_BYTES:
+        if pointers is None:
+            pointers = tile_pointers(similarity)
+        similarity = _canonical(similarity, np.float32, sort=False)
+        _top_k_tiled(
+            user_rows.indptr,
+            _unsigned(user_rows.indices),
+            user_rows.data,
+            pointers,
+            _unsigned(similarity.indices),
+            similarity.data,
+            seen_indptr,
+            seen_indices,
+            n_items,
+            k,
+            mutual_information,
+            TILE,
+            USER_BLOCK,
             items,
             scores,
         )

@@ -51,6 +51,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from reclab.models import item_item
 from reclab.models.base import (
     Recommender,
     TrainData,
@@ -175,10 +176,12 @@ class SARRecommender(Recommender):
         self.decay_reference_time: float | None = None
         self._cooccurs: sp.csr_matrix | None = None  # mutual_information only: C_ij > 0
         self._dense_similarity: np.ndarray | None = None  # scoring cache, never pickled
+        self._tile_pointers: np.ndarray | None = None  # scoring cache, never pickled
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_dense_similarity"] = None
+        state["_tile_pointers"] = None
         return state
 
     def _fit(self, train: TrainData) -> None:
@@ -202,6 +205,7 @@ class SARRecommender(Recommender):
             time.perf_counter() - start,
         )
         self._dense_similarity = None
+        self._tile_pointers = None
         self._scoring_similarity()  # built once here rather than in the first recommend
 
     def _affinity(self, train: TrainData) -> sp.csr_matrix:
@@ -326,13 +330,20 @@ class SARRecommender(Recommender):
         check_list_length(k)
         user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
         mutual_information = self._cooccurs is not None
+        # the mutual-information rule reads the sparse structure (C_ij > 0)
+        similarity = self.item_similarity if mutual_information else self._scoring_similarity()
+        pointers = None
+        if sp.issparse(similarity) and similarity.nnz * 8 >= item_item.TILED_MIN_BYTES:
+            if self._tile_pointers is None:  # kept for the next batches
+                self._tile_pointers = item_item.tile_pointers(similarity)
+            pointers = self._tile_pointers
         return top_k_item_item(
             self.affinity[user_idx],
-            # the mutual-information rule reads the sparse structure (C_ij > 0)
-            self.item_similarity if mutual_information else self._scoring_similarity(),
+            similarity,
             self._seen[user_idx] if exclude_seen else None,
             k,
             mutual_information=mutual_information,
+            pointers=pointers,
         )
 
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
