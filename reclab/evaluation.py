@@ -46,11 +46,15 @@ Counts: ``window_users`` (distinct window users, cold included: warm distinct us
 ``unseen_item_share`` (share of those pairs whose item is a code ``>= n_items``).
 
 Intervals: a 95% percentile bootstrap over evaluated users (resample users with replacement,
-``bootstrap_samples`` times, seeded) of the mean ``ndcg`` and ``recall`` at each ``k``.
+``bootstrap_samples`` times, seeded) of the mean ``ndcg`` and ``recall`` at each ``k`` of
+``interval_ks`` (every ``k`` unless given). The resampled users do not depend on the cut-offs,
+so the interval at one ``k`` is the same whether or not other cut-offs are evaluated with it.
 
 Scale. Users are processed in batches of ``batch_size``; train and relevant sets are CSR
 matrices and hits are found by sorted search of ``row * n_cols + item`` keys, so no dense
-``n_users x n_items`` matrix is ever built.
+``n_users x n_items`` matrix is ever built. Only the hit matrix (evaluated users x ``max(ks)``
+booleans) is kept across batches; every metric at every cut-off comes from its running sums
+over ranks, so evaluating ``ks = 1..50`` in one call costs about what ``ks = (50,)`` costs.
 """
 
 from __future__ import annotations
@@ -114,13 +118,43 @@ class EvaluationResult:
         counts: ``window_users``, ``cold_users``, ``cold_interactions``, ``evaluated_users``,
             ``skipped_users``, ``relevant_pairs``, ``unseen_item_share``.
         per_user: One row per evaluated user: ``user_idx``, ``n_relevant`` and
-            ``ndcg_at_<k>``, ``recall_at_<k>`` for each ``k``.
+            ``ndcg_at_<k>``, ``recall_at_<k>`` for each ``k`` of ``interval_ks``.
     """
 
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]]
     counts: dict[str, int | float]
     per_user: pd.DataFrame = field(repr=False)
+
+    def at_cutoffs(self, ks: Sequence[int]) -> EvaluationResult:
+        """The same evaluation restricted to some cut-offs (e.g. the leaderboard's ``k``).
+
+        Args:
+            ks: Cut-offs to keep; each must have been evaluated.
+
+        Returns:
+            A new result whose metrics, intervals and per-user columns are those at ``ks``;
+            the counts are shared.
+
+        Raises:
+            KeyError: If a cut-off was not evaluated.
+        """
+        keep = {int(k) for k in ks}
+        for k in keep:
+            if metric_key(METRIC_NAMES[0], k) not in self.metrics:
+                raise KeyError(f"cut-off {k} was not evaluated")
+        suffixes = tuple(f"_at_{k}" for k in keep)
+        columns = [
+            c
+            for c in self.per_user.columns
+            if c in ("user_idx", "n_relevant") or c.endswith(suffixes)
+        ]
+        return EvaluationResult(
+            metrics={key: v for key, v in self.metrics.items() if key.endswith(suffixes)},
+            intervals={key: v for key, v in self.intervals.items() if key.endswith(suffixes)},
+            counts=self.counts,
+            per_user=self.per_user[columns].copy(),
+        )
 
     def as_row(self, prefix: str) -> dict[str, float]:
         """Flatten metrics and intervals into one row, e.g. for a comparison table.
@@ -199,26 +233,50 @@ def _metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict
         ``recall``, ``precision``, ``ndcg``, ``map``, ``hit_rate`` as float ``(n,)`` arrays;
         users with no relevant item get NaN for recall, ndcg and map.
     """
-    top = hits[:, :k].astype(np.float64)
-    n_hits = top.sum(axis=1)
-    n_relevant = n_relevant.astype(np.float64)
-    ranks = np.arange(1, k + 1, dtype=np.float64)
+    return _metrics_at_cutoffs(hits, n_relevant, (k,))[k]
+
+
+def _metrics_at_cutoffs(
+    hits: np.ndarray, n_relevant: np.ndarray, ks: Sequence[int]
+) -> dict[int, dict[str, np.ndarray]]:
+    """Per-user metrics at every ``k`` of ``ks`` from one hit matrix, by running sums over ranks.
+
+    ``n_hits``, the DCG and the sum of precision at hit ranks are cumulative sums along the
+    ranks, so each cut-off is one column of them; see the module docstring for the formulas.
+
+    Args:
+        hits: Boolean ``(n, >= max(ks))``; ``hits[i, j]`` says whether rank ``j + 1`` is
+            relevant.
+        n_relevant: ``(n,)`` size of each user's relevant set.
+        ks: Cut-offs.
+
+    Returns:
+        ``{k: {"recall", "precision", "ndcg", "map", "hit_rate": float (n,) array}}``; users
+        with no relevant item get NaN for recall, ndcg and map.
+    """
+    k_max = max(ks)
+    top = hits[:, :k_max].astype(np.float64)
+    ranks = np.arange(1, k_max + 1, dtype=np.float64)
     discounts = 1.0 / np.log2(ranks + 1.0)
     # ideal_dcg[c] is the DCG of c hits at the top ranks; index 0 stays 0 (no relevant items).
     ideal_dcg = np.concatenate([[0.0], np.cumsum(discounts)])
-    ideal_count = np.minimum(n_relevant, k).astype(np.int64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = n_hits / n_relevant
-        ndcg = (top @ discounts) / ideal_dcg[ideal_count]
-        precision_at_rank = np.cumsum(top, axis=1) / ranks
-        average_precision = (precision_at_rank * top).sum(axis=1) / ideal_count
-    return {
-        "recall": recall,
-        "precision": n_hits / k,
-        "ndcg": ndcg,
-        "map": average_precision,
-        "hit_rate": (n_hits > 0).astype(np.float64),
-    }
+    n_hits = np.cumsum(top, axis=1)
+    dcg = np.cumsum(top * discounts, axis=1)
+    precision_sum = np.cumsum(top * (n_hits / ranks), axis=1)  # precision@r at hit ranks r
+    n_relevant = n_relevant.astype(np.float64)
+    out = {}
+    for k in ks:
+        hits_at_k = n_hits[:, k - 1]
+        ideal_count = np.minimum(n_relevant, k).astype(np.int64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[k] = {
+                "recall": hits_at_k / n_relevant,
+                "precision": hits_at_k / k,
+                "ndcg": dcg[:, k - 1] / ideal_dcg[ideal_count],
+                "map": precision_sum[:, k - 1] / ideal_count,
+                "hit_rate": (hits_at_k > 0).astype(np.float64),
+            }
+    return out
 
 
 def ranking_metrics(
@@ -413,6 +471,7 @@ def evaluate(
     batch_size: int = 4096,
     bootstrap_samples: int = 1000,
     seed: int = 0,
+    interval_ks: Sequence[int] | None = None,
 ) -> EvaluationResult:
     """Evaluate a model on a validation or test window with the module's protocol.
 
@@ -430,6 +489,9 @@ def evaluate(
         batch_size: Users per ``recommend`` call.
         bootstrap_samples: Bootstrap resamples for the intervals; 0 gives NaN intervals.
         seed: Seed of the bootstrap.
+        interval_ks: Cut-offs that get bootstrap intervals and per-user columns; None means
+            every ``k`` of ``ks``. E.g. ``ks=range(1, 51), interval_ks=(10,)`` gives the metric
+            curves and the leaderboard's intervals in one pass over the users.
 
     Returns:
         The metrics, intervals, counts and per-user table. If no user can be evaluated, the
@@ -437,7 +499,8 @@ def evaluate(
 
     Raises:
         InputError: If an argument is malformed: ``k < 1``, arrays of unequal length, ids out of
-            range, ``n_items <= 0``, ``batch_size < 1`` or ``bootstrap_samples < 0``.
+            range, ``n_items <= 0``, ``batch_size < 1``, ``bootstrap_samples < 0`` or an
+            interval cut-off that is not in ``ks``.
         ValueError: If the model breaks its contract: wrong output shape, an item id outside
             ``[-1, n_items)``, an item listed twice, or one of the user's train items.
     """
@@ -446,6 +509,18 @@ def evaluate(
     ks = sorted({_check_k(k) for k in ks})
     if not ks:
         raise InputError("ks must hold at least one cut-off, e.g. (10,).")
+    if interval_ks is None:
+        interval_ks = ks
+    else:
+        if isinstance(interval_ks, Integral):
+            raise InputError(f"interval_ks must be a sequence of cut-offs, got {interval_ks!r}.")
+        interval_ks = sorted({_check_k(k) for k in interval_ks})
+        missing = [k for k in interval_ks if k not in ks]
+        if missing:
+            raise InputError(
+                f"interval_ks {missing} are not among the evaluated cut-offs ks={ks}; add them "
+                "to ks."
+            )
     for name, value, low in (
         ("n_users", n_users, 0),
         ("n_items", n_items, 1),
@@ -515,33 +590,36 @@ def evaluate(
     )
 
     k_max = ks[-1]
-    per_k: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in ks}
-    recommended_items = {k: np.zeros(n_items, dtype=bool) for k in ks}
+    hit_batches: list[np.ndarray] = []
+    # first_rank[j]: the best (0-based) rank at which item j is listed for any evaluated user,
+    # so coverage at k counts the items with first_rank < k.
+    first_rank = np.full(n_items, k_max, dtype=np.int64)
     for start in range(0, users.size, batch_size):
         batch = users[start : start + batch_size]
         items = _checked_recommendations(recommend, batch, k_max, n_items, train[batch])
-        hits = _in_rows(relevant[batch], items)
-        for k in ks:
-            for name, values in _metrics_from_hits(hits, n_relevant_all[batch], k).items():
-                per_k[k].setdefault(name, []).append(values)
-            top = items[:, :k]
-            recommended_items[k][top[top != PAD_ITEM]] = True
+        hit_batches.append(_in_rows(relevant[batch], items))
+        for rank in range(k_max):
+            column = items[:, rank]
+            column = column[column != PAD_ITEM]
+            first_rank[column] = np.minimum(first_rank[column], rank)
+    hits = np.concatenate(hit_batches) if hit_batches else np.zeros((0, k_max), dtype=bool)
+    per_k = _metrics_at_cutoffs(hits, n_relevant, ks)
 
     metrics: dict[str, float] = {}
-    per_user = pd.DataFrame({"user_idx": users, "n_relevant": n_relevant.astype(np.int64)})
+    per_user_columns = {"user_idx": users, "n_relevant": n_relevant.astype(np.int64)}
     for k in ks:
         for name in METRIC_NAMES:
             if name == "coverage":
-                value = recommended_items[k].sum() / n_items if users.size else np.nan
+                value = (first_rank < k).sum() / n_items if users.size else np.nan
             else:
-                value = np.concatenate(per_k[k][name]).mean() if users.size else np.nan
+                value = per_k[k][name].mean() if users.size else np.nan
             metrics[metric_key(name, k)] = float(value)
+    for k in interval_ks:
         for name in INTERVAL_METRICS:
-            per_user[metric_key(name, k)] = (
-                np.concatenate(per_k[k][name]) if users.size else np.empty(0)
-            )
+            per_user_columns[metric_key(name, k)] = per_k[k][name] if users.size else np.empty(0)
+    per_user = pd.DataFrame(per_user_columns)
 
-    interval_keys = [metric_key(name, k) for k in ks for name in INTERVAL_METRICS]
+    interval_keys = [metric_key(name, k) for k in interval_ks for name in INTERVAL_METRICS]
     low, high = _bootstrap_intervals(
         per_user[interval_keys].to_numpy(dtype=np.float64), bootstrap_samples, seed
     )

@@ -9,7 +9,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ class CandidateResult:
         valid: Evaluation on the validation window.
         test: Evaluation on the test window (never used for selection).
         fit_seconds: Wall time of ``fit``.
-        recommend_seconds: Wall time spent in ``recommend`` during validation.
+        recommend_seconds: Wall time of ``recommend`` for every warm user of the validation
+            and test windows, once each, lists of ``max(k, 50)`` items (the leaderboard metrics
+            and the curves of both windows come from those lists).
         model_payload: The fitted model, serialised with ``to_bytes``.
         curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
             ``k``, ``ndcg``, ``recall``), for the report.
@@ -237,49 +240,24 @@ def train_and_evaluate(
         len(train.user_idx),
         fit_seconds,
     )
-
-    recommend_seconds = 0.0
-
-    def timed_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal recommend_seconds
-        t0 = time.perf_counter()
-        out = model.recommend(user_idx, kk, exclude_seen=True)
-        recommend_seconds += time.perf_counter() - t0
-        return out
-
-    results = {}
-    for name, window in windows.items():
-        results[name] = train.evaluate_window(
-            timed_recommend if name == "valid" else model.recommend,
-            window.user_idx,
-            window.item_idx,
-            ks=(k,),
-            bootstrap_samples=bootstrap_samples,
-            seed=seed,
-        )
-        logger.info(
-            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users",
-            candidate["candidate_id"],
-            name,
-            k,
-            results[name].metrics[metric_key("ndcg", k)],
-            k,
-            results[name].metrics[metric_key("recall", k)],
-            results[name].counts["evaluated_users"],
-        )
-    curves, popular_share = metric_curves_and_popular_share(model, train, windows, k)
+    evaluated = evaluate_candidate(
+        model, train, windows, k, bootstrap_samples, seed, candidate["candidate_id"]
+    )
+    train_rows = train_rows_columns(model, train)
+    # At scale the serialised model is gigabytes (SAR's similarity): let the train data go
+    # before it is built, and the model right after.
+    del train, windows
+    payload = model.to_bytes()
+    del model
     return CandidateResult(
         candidate=candidate,
-        valid=results["valid"],
-        test=results["test"],
+        valid=evaluated.results["valid"],
+        test=evaluated.results["test"],
         fit_seconds=fit_seconds,
-        recommend_seconds=recommend_seconds,
-        model_payload=model.to_bytes(),
-        curves=curves,
-        diagnostics={
-            f"test_popular_share_at_{k}": popular_share,
-            **train_rows_columns(model, train),
-        },
+        recommend_seconds=evaluated.recommend_seconds,
+        model_payload=payload,
+        curves=evaluated.curves,
+        diagnostics={f"test_popular_share_at_{k}": evaluated.popular_share, **train_rows},
     )
 
 
@@ -298,47 +276,167 @@ def train_rows_columns(model: Any, train: Any) -> dict[str, Any]:
 CURVE_KS = tuple(range(1, 51))
 
 
-def metric_curves_and_popular_share(
-    model: Any, train: Any, windows: dict, k: int
-) -> tuple[pd.DataFrame, float]:
-    """NDCG and recall at k = 1..50 on each window, and the test lists' popularity bias.
+@dataclass
+class CandidateEvaluation:
+    """What :func:`evaluate_candidate` measured for one fitted model.
 
-    One ``recommend`` call at k = 50 per window, scored by the same evaluator as the
-    leaderboard (no bootstrap). Popularity bias is the share of the top-``k`` test
-    recommendations that fall among the top 1% train items by distinct users.
+    Attributes:
+        results: ``"valid"`` and ``"test"``: metrics, bootstrap intervals and per-user values
+            at the leaderboard's ``k``.
+        curves: NDCG and recall at every k in ``CURVE_KS`` per window (columns ``window``,
+            ``k``, ``ndcg``, ``recall``).
+        recommend_seconds: Wall time of ``recommend`` for the warm users of both windows.
+        popular_share: Share of the top-``k`` test recommendations among the top 1% train
+            items by distinct users (popularity bias).
     """
-    users_per_item = np.asarray(train.seen.sum(axis=0)).ravel()
-    n_popular = max(1, int(np.ceil(0.01 * train.n_items)))
-    popular = np.zeros(train.n_items, dtype=bool)
-    popular[np.argsort(-users_per_item, kind="stable")[:n_popular]] = True
+
+    results: dict[str, EvaluationResult]
+    curves: pd.DataFrame
+    recommend_seconds: float
+    popular_share: float
+
+
+def evaluate_candidate(
+    model: Any,
+    train: Any,
+    windows: dict,
+    k: int,
+    bootstrap_samples: int,
+    seed: int,
+    label: str = "",
+) -> CandidateEvaluation:
+    """Evaluate a fitted model once per window: the leaderboard metrics and the curves together.
+
+    The model recommends ``max(k, 50)`` items once for every warm user of the windows (a user
+    in both windows is scored once); one evaluator call per window then scores every cut-off
+    1..50 (and ``k``) from those lists, with bootstrap intervals only at ``k``, the
+    leaderboard's cut-off. The numbers equal separate calls at ``k`` (with the bootstrap) and at
+    1..50 (without), since a deterministic model's top-``k`` is the head of its top-50 and the
+    resampled users do not depend on the cut-offs.
+
+    Args:
+        model: A fitted family.
+        train: Its :class:`reclab.models.base.TrainData`.
+        windows: ``{"valid": Window, "test": Window}`` in encoded ids.
+        k: The leaderboard's cut-off.
+        bootstrap_samples: Bootstrap resamples of the intervals at ``k``.
+        seed: Seed of the bootstrap.
+        label: Names the candidate in the log lines.
+
+    Returns:
+        The per-window results at ``k``, the curves, the recommend time and popularity bias.
+    """
+    ks = tuple(sorted(set(CURVE_KS) | {k}))
+    users = np.unique(np.concatenate([w.user_idx[w.user_idx >= 0] for w in windows.values()]))
+    started = time.perf_counter()
+    lists, list_scores = recommend_in_batches(model, users, ks[-1], label)
+    recommend_seconds = time.perf_counter() - started
     test_lists: list[np.ndarray] = []
 
-    def recording_recommend(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = model.recommend(user_idx, kk, exclude_seen=True)
+    def listed(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.searchsorted(users, user_idx)
+        return lists[rows, :kk], list_scores[rows, :kk]
+
+    def recording(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        items, scores = listed(user_idx, kk)
         test_lists.append(items[:, :k])
         return items, scores
 
-    rows = []
+    results, rows = {}, []
     for name, window in windows.items():
-        result = train.evaluate_window(
-            recording_recommend if name == "test" else model.recommend,
+        started = time.perf_counter()
+        full = train.evaluate_window(
+            recording if name == "test" else listed,
             window.user_idx,
             window.item_idx,
-            ks=CURVE_KS,
+            ks=ks,
+            bootstrap_samples=bootstrap_samples,
+            seed=seed,
+            interval_ks=(k,),
         )
-        for kk in CURVE_KS:
-            rows.append(
-                {
-                    "window": name,
-                    "k": kk,
-                    "ndcg": result.metrics[metric_key("ndcg", kk)],
-                    "recall": result.metrics[metric_key("recall", kk)],
-                }
+        results[name] = full.at_cutoffs((k,))
+        rows += [
+            {
+                "window": name,
+                "k": kk,
+                "ndcg": full.metrics[metric_key("ndcg", kk)],
+                "recall": full.metrics[metric_key("recall", kk)],
+            }
+            for kk in CURVE_KS
+        ]
+        logger.info(
+            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users (evaluated in %.1f s)",
+            label,
+            name,
+            k,
+            results[name].metrics[metric_key("ndcg", k)],
+            k,
+            results[name].metrics[metric_key("recall", k)],
+            results[name].counts["evaluated_users"],
+            time.perf_counter() - started,
+        )
+    return CandidateEvaluation(
+        results=results,
+        curves=pd.DataFrame(rows),
+        recommend_seconds=recommend_seconds,
+        popular_share=popular_share(train, test_lists),
+    )
+
+
+RECOMMEND_BATCH = 4096
+
+
+def recommend_in_batches(
+    model: Any, users: np.ndarray, k: int, label: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.recommend(users, k)`` in batches of ``RECOMMEND_BATCH`` users, logging progress.
+
+    Returns:
+        (item_idx int64 (n, k), scores float32 (n, k)), as ``recommend`` returns them.
+    """
+    items = np.full((len(users), k), -1, dtype=np.int64)
+    scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+    started = last_log = time.perf_counter()
+    for first in range(0, len(users), RECOMMEND_BATCH):
+        batch = users[first : first + RECOMMEND_BATCH]
+        batch_items, batch_scores = model.recommend(batch, k, exclude_seen=True)
+        items[first : first + len(batch)] = batch_items
+        scores[first : first + len(batch)] = batch_scores
+        done = first + len(batch)
+        if time.perf_counter() - last_log > 30 or done == len(users):
+            last_log = time.perf_counter()
+            seconds = last_log - started
+            logger.info(
+                "%s: recommended %d items for %d / %d users in %.1f s (%.0f users/s)",
+                label,
+                k,
+                done,
+                len(users),
+                seconds,
+                done / max(seconds, 1e-9),
             )
-    listed = np.concatenate(test_lists).ravel() if test_lists else np.empty(0, dtype=np.int64)
+    return items, scores
+
+
+def popular_share(train: Any, lists: list[np.ndarray]) -> float:
+    """Share of the listed items that are among the top 1% train items by distinct users.
+
+    Args:
+        train: The train data (``seen``, ``n_items``).
+        lists: Recommendation lists (item indices, ``-1`` padding).
+
+    Returns:
+        The share, NaN when nothing was listed.
+    """
+    users_per_item = np.bincount(
+        train.seen.indices, minlength=train.n_items
+    )  # distinct users per item
+    n_popular = max(1, int(np.ceil(0.01 * train.n_items)))
+    popular = np.zeros(train.n_items, dtype=bool)
+    popular[np.argsort(-users_per_item, kind="stable")[:n_popular]] = True
+    listed = np.concatenate(lists).ravel() if lists else np.empty(0, dtype=np.int64)
     listed = listed[listed >= 0]
-    popular_share = float(popular[listed].mean()) if listed.size else float("nan")
-    return pd.DataFrame(rows), popular_share
+    return float(popular[listed].mean()) if listed.size else float("nan")
 
 
 def params_label(params: dict[str, Any]) -> str:
@@ -416,6 +514,46 @@ def build_leaderboard(
     return board
 
 
+def keep_family_best_payloads(
+    results: Iterable[CandidateResult | None], validation_metric: str
+) -> list[CandidateResult]:
+    """The candidates' results with only each family's best model payload kept.
+
+    The join bundles the best candidate of each family (the first of its family on the
+    leaderboard) and nothing else, so the other payloads (SAR's is the whole item similarity,
+    gigabytes at scale) need not travel further. Results are consumed one at a time, so with
+    a lazy iterable (a join's inputs) at most one payload per family, plus the one being read,
+    is in memory. The order rule is the leaderboard's: the higher validation metric wins, NaN
+    loses, and a tie keeps the earlier candidate.
+
+    Args:
+        results: Candidate results in candidate order; None (an empty fan-out) is skipped.
+        validation_metric: The metric that picks the best, e.g. ``ndcg_at_10``.
+
+    Returns:
+        The results in the same order; a non-best candidate's ``model_payload`` is ``b""``.
+    """
+    kept: list[CandidateResult] = []
+    best_of: dict[str, int] = {}  # family -> position in kept of its best so far
+    for result in results:
+        if result is None:
+            continue
+        family = result.candidate["family"]
+        value = result.valid.metrics.get(validation_metric, float("nan"))
+        current = best_of.get(family)
+        if current is None:
+            best_of[family] = len(kept)
+        else:
+            best_value = kept[current].valid.metrics.get(validation_metric, float("nan"))
+            if not math.isnan(value) and (math.isnan(best_value) or value > best_value):
+                kept[current] = replace(kept[current], model_payload=b"")
+                best_of[family] = len(kept)
+            else:
+                result = replace(result, model_payload=b"")
+        kept.append(result)
+    return kept
+
+
 def select_best(leaderboard: pd.DataFrame, validation_metric: str) -> str:
     """The succeeded candidate with the best validation metric (the leaderboard's first ok row).
 
@@ -452,25 +590,33 @@ def all_failed_message(failures: list[CandidateFailure], resume_hint: str = "") 
     return "\n".join(lines)
 
 
-def gather_branches(inputs: Any) -> tuple[list[CandidateResult], list[CandidateFailure]]:
+def gather_branches(
+    inputs: Any, validation_metric: str
+) -> tuple[list[CandidateResult], list[CandidateFailure]]:
     """The results and failures of a fan-out's training branches (a join step's ``inputs``).
 
     Each input carries ``input`` (its candidate, None on the no-op branch) and, depending on how
-    it ended, ``result``, ``failure`` (set by ``@catch``) and ``elapsed_seconds``.
+    it ended, ``result``, ``failure`` (set by ``@catch``) and ``elapsed_seconds``. Branches are
+    read one at a time and only each family's best model payload is kept
+    (:func:`keep_family_best_payloads`), so memory holds one payload per family, not one per
+    candidate.
     """
-    results, failures = [], []
-    for branch in inputs:
-        outcome = branch_outcome(
-            branch.input,
-            getattr(branch, "result", None),
-            getattr(branch, "failure", None),
-            getattr(branch, "elapsed_seconds", None),
-        )
-        if isinstance(outcome, CandidateResult):
-            results.append(outcome)
-        elif isinstance(outcome, CandidateFailure):
-            failures.append(outcome)
-    return results, failures
+    failures: list[CandidateFailure] = []
+
+    def results() -> Iterator[CandidateResult]:
+        for branch in inputs:
+            outcome = branch_outcome(
+                branch.input,
+                getattr(branch, "result", None),
+                getattr(branch, "failure", None),
+                getattr(branch, "elapsed_seconds", None),
+            )
+            if isinstance(outcome, CandidateResult):
+                yield outcome
+            elif isinstance(outcome, CandidateFailure):
+                failures.append(outcome)
+
+    return keep_family_best_payloads(results(), validation_metric), failures
 
 
 def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> CandidateResult | None:
@@ -479,6 +625,32 @@ def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> Candidat
         logger.info("no candidate on this fan-out: nothing to train")
         return None
     return train_and_evaluate(candidate, *args, **kwargs)
+
+
+def synthetic_flow_params(
+    n_interactions: int, n_users: int = 0, n_items: int = 0, seed: int = 42
+) -> dict[str, int]:
+    """The flow's synthetic dataset: MovieLens-shaped, distinct (user, item) pairs.
+
+    Args:
+        n_interactions: Rows (``--synthetic-interactions``).
+        n_users: Users (``--synthetic-users``); 0 scales with the rows.
+        n_items: Items (``--synthetic-items``); 0 scales with the rows.
+        seed: Generator seed (the run's ``--seed``).
+
+    Returns:
+        Generator parameters for :func:`data.resolve_source`.
+    """
+    from data.synthetic import scaled_shape
+
+    users, items = scaled_shape(n_interactions, n_users or None, n_items or None)
+    return {
+        "n_interactions": n_interactions,
+        "n_users": users,
+        "n_items": items,
+        "seed": seed,
+        "distinct_pairs": 1,
+    }
 
 
 @dataclass
@@ -510,6 +682,8 @@ def validate_run_parameters(
     bootstrap_samples: int,
     seed: int,
     batch_k: int = 10,
+    synthetic_users: int = 0,
+    synthetic_items: int = 0,
 ) -> CheckedParameters:
     """Check every flow parameter cheaply, so bad input fails before any expensive work.
 
@@ -545,13 +719,19 @@ def validate_run_parameters(
             )
     if synthetic_interactions < 1:
         raise InputError(f"--synthetic-interactions must be >= 1, got {synthetic_interactions}")
+    for name, value in (("users", synthetic_users), ("items", synthetic_items)):
+        if value < 0:
+            raise InputError(
+                f"--synthetic-{name} must be >= 0 (0 scales with --synthetic-interactions), "
+                f"got {value}"
+            )
     source = resolve_source(
         dataset,
         data_dir=data_dir or None,
         interactions_file=interactions_file or None,
         columns=column_map,
         synthetic=(
-            {"n_interactions": synthetic_interactions, "seed": seed}
+            synthetic_flow_params(synthetic_interactions, synthetic_users, synthetic_items, seed)
             if dataset == "synthetic"
             else None
         ),

@@ -474,3 +474,109 @@ def test_synthetic_bad_params():
         resolve_source("synthetic", synthetic={"n_items": 10, "n_clusters": 50})
     with pytest.raises(InputError, match="must be an integer"):
         resolve_source("synthetic", synthetic={"n_users": "many"})
+
+
+def test_scaled_shape_follows_movielens_proportions():
+    from data.synthetic import scaled_shape
+
+    assert scaled_shape(25_000_095) == (162_541, 59_047)  # MovieLens-25M itself
+    users, items = scaled_shape(1_000_209)  # MovieLens-1M: 6,040 users x 3,706 movies
+    assert 6_000 <= users <= 7_000 and 3_500 <= items <= 4_000
+    assert scaled_shape(10_000_000, n_users=300_000, n_items=50_000) == (300_000, 50_000)
+    assert scaled_shape(10_000_000, n_users=1234)[0] == 1234
+    users, items = scaled_shape(5_000)  # small: enough room for every user's rows, twice
+    assert users >= 50 and users * items * 0.5 >= 2 * 5_000
+
+
+def test_distinct_pairs_generator_never_repeats_a_pair_and_keeps_the_structure(tmp_path):
+    from data.synthetic import scaled_shape
+
+    users, items = scaled_shape(60_000)
+    manifest = generate_synthetic(
+        tmp_path / "a",
+        n_users=users,
+        n_items=items,
+        n_interactions=60_000,
+        n_clusters=5,
+        seed=11,
+        distinct_pairs=True,
+        chunk_rows=7_000,
+    )
+    generate_synthetic(
+        tmp_path / "b",
+        n_users=users,
+        n_items=items,
+        n_interactions=60_000,
+        n_clusters=5,
+        seed=11,
+        distinct_pairs=True,
+        chunk_rows=7_000,
+    )
+    assert manifest["rows_written"] == 60_000 and manifest["distinct_pairs"] == 1
+    a = pq.read_table(tmp_path / "a" / "interactions.parquet")
+    assert a.equals(pq.read_table(tmp_path / "b" / "interactions.parquet"))
+    inter = a.to_pandas()
+    assert len(inter) == 60_000
+    assert not inter.duplicated(["user_id", "item_id"]).any()
+    per_user = inter.groupby("user_id").size()
+    assert per_user.max() <= items // 2  # at most half the catalogue per user
+    assert per_user.max() > 2 * per_user.median()  # heavy users, as in ratings data
+    counts = inter["item_id"].value_counts()
+    assert counts.iloc[: max(1, items // 100)].sum() / len(inter) > 0.03  # popular head
+    users_table = pd.read_parquet(tmp_path / "a" / "users.parquet").set_index("user_id")
+    items_table = pd.read_parquet(tmp_path / "a" / "items.parquet").set_index("item_id")
+    same = (
+        users_table.loc[inter["user_id"], "user_cluster"].to_numpy()
+        == items_table.loc[inter["item_id"], "item_cluster"].to_numpy()
+    )
+    assert same.mean() > 2 / 5  # taste clusters survive the redraws (random picks: 1 in 5)
+
+
+def test_distinct_pairs_must_fit_and_are_part_of_the_cache_key():
+    with pytest.raises(InputError, match="do not fit"):
+        resolve_source(
+            "synthetic",
+            synthetic={"n_users": 10, "n_items": 20, "n_interactions": 101, "distinct_pairs": 1},
+        )
+    plain = resolve_source("synthetic", synthetic={**SMALL, "seed": 5})
+    distinct = resolve_source("synthetic", synthetic={**SMALL, "seed": 5, "distinct_pairs": True})
+    assert distinct.params["distinct_pairs"] == 1 and plain.params["distinct_pairs"] == 0
+    assert plain.directory != distinct.directory
+    assert plain.directory.name == "u300-i500-n20000-c5-s5-v1"  # caches made before still match
+
+
+def test_flow_synthetic_parameters_scale_with_rows_or_are_given():
+    from reclab.training import synthetic_flow_params, validate_run_parameters
+
+    params = synthetic_flow_params(1_000_000, seed=3)
+    assert params["distinct_pairs"] == 1 and params["seed"] == 3
+    assert (params["n_users"], params["n_items"]) == (6_502, 3_707)
+    given = synthetic_flow_params(1_000_000, n_users=2_000, n_items=900)
+    assert (given["n_users"], given["n_items"]) == (2_000, 900)
+
+    def checked(**synthetic):
+        return validate_run_parameters(
+            dataset="synthetic",
+            data_dir="",
+            interactions_file="",
+            columns="",
+            synthetic_interactions=synthetic.pop("rows", 50_000),
+            row_sampling=100.0,
+            training_end_date="",
+            validation_end_date="",
+            models="popularity",
+            grid="quick",
+            grid_file="",
+            k=10,
+            validation_metric="ndcg_at_10",
+            bootstrap_samples=10,
+            seed=42,
+            **synthetic,
+        )
+
+    source = checked(synthetic_users=400, synthetic_items=300).source
+    assert (source.params["n_users"], source.params["n_items"]) == (400, 300)
+    with pytest.raises(InputError, match="--synthetic-users must be >= 0"):
+        checked(synthetic_users=-1)
+    with pytest.raises(InputError, match="do not fit"):
+        checked(rows=100_000, synthetic_users=10, synthetic_items=20)

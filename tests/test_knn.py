@@ -7,7 +7,7 @@ import pytest
 
 from reclab.models.base import TrainData
 from reclab.models.knn import ItemKNNRecommender
-from tests.contract import RecommenderContract
+from tests.contract import RecommenderContract, planted_clusters
 
 SQRT3_2 = np.sqrt(3) / 2  # cos([1,1,1,1], [1,1,1,0]) = 3 / (2 * sqrt(3))
 SQRT2_2 = np.sqrt(2) / 2  # cos([1,1,1,1], [0,0,1,1]) = 2 / (2 * sqrt(2))
@@ -152,3 +152,20 @@ def test_similar_items_recovers_planted_clusters() -> None:
 def test_bad_parameters_raise(params) -> None:
     with pytest.raises(ValueError):
         ItemKNNRecommender(**params)
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(exclude_seen):
+    from reclab.models.base import top_k
+
+    train = planted_clusters(n_users=90, n_items=70, seed=4)
+    model = ItemKNNRecommender(n_neighbors=10, use_weights=True).fit(train)
+    users = np.arange(train.n_users)
+    items, scores = model.recommend(users, 30, exclude_seen=exclude_seen)
+    dense = model._scores(users)
+    if exclude_seen:
+        seen = model._seen[users].tocoo()
+        dense[seen.row, seen.col] = -np.inf
+    want_items, want_scores = top_k(dense, 30)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores, want_scores)

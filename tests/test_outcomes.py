@@ -100,7 +100,8 @@ def test_gather_branches_reads_what_each_branch_left() -> None:
             Branch(input=_candidate("sar-0"), result=_result("sar-0", 0.2), elapsed_seconds=1.0),
             Branch(input=_candidate("als-0"), failure=_wrapped(KeyError("k")), elapsed_seconds=2.0),
             Branch(input=None, result=None, elapsed_seconds=0.0),
-        ]
+        ],
+        "ndcg_at_10",
     )
     assert [r.candidate["candidate_id"] for r in results] == ["sar-0"]
     assert [(f.candidate["candidate_id"], f.error_type) for f in failures] == [

@@ -212,10 +212,22 @@ def test_similar_items_excludes_the_item_and_pads() -> None:
         SARRecommender().similar_items(np.array([0]), 2)
 
 
-def test_block_size_does_not_change_similarity(monkeypatch) -> None:
-    whole = _similarity("jaccard")
-    monkeypatch.setattr(SARRecommender, "item_block", 2)
-    np.testing.assert_array_equal(_similarity("jaccard"), whole)
+def test_thread_count_does_not_change_similarity_or_lists() -> None:
+    import numba
+
+    train = _sparse_random_train(n_users=120, n_items=300)
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            model = SARRecommender(similarity="jaccard").fit(train)
+            runs.append((model.item_similarity, model.recommend(np.arange(120), 10)))
+    finally:
+        numba.set_num_threads(before)
+    (one, one_lists), (many, many_lists) = runs
+    assert (one != many).nnz == 0
+    np.testing.assert_array_equal(one_lists[0], many_lists[0])
 
 
 def test_bad_parameters_raise() -> None:
@@ -233,3 +245,112 @@ def test_no_timestamps_means_no_decay_and_a_warning(caplog) -> None:
     assert "no timestamps" in caplog.text
     plain = SARRecommender(time_decay_half_life_days=0).fit(_tiny())
     np.testing.assert_allclose(decayed.affinity.toarray(), plain.affinity.toarray())
+
+
+def _sparse_random_train(n_users=400, n_items=900, per_user=12, seed=3) -> TrainData:
+    """Users with a few popular-skewed items each, so the co-occurrence stays sparse."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, n_items + 1)
+    users = np.repeat(np.arange(n_users), per_user)
+    items = rng.choice(n_items, size=users.size, p=weights / weights.sum())
+    return TrainData(
+        user_idx=users,
+        item_idx=items,
+        weight=rng.integers(1, 6, users.size).astype(np.float64),
+        ts=rng.uniform(0, 200 * DAY, users.size),
+        n_users=n_users,
+        n_items=n_items,
+        item_ids=np.arange(n_items),
+    )
+
+
+@pytest.mark.parametrize("similarity", ["jaccard", "counts", "mutual_information"])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+@pytest.mark.parametrize("tiled", [False, True])
+def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(
+    similarity, exclude_seen, tiled, monkeypatch
+):
+    """The fused kernels (sparse similarity; per user, or by user blocks and column tiles,
+    with the top k in the same pass) give exactly the dense path's lists and scores."""
+    from reclab.models import item_item
+    from reclab.models.base import top_k
+
+    if tiled:  # small tiles and blocks, so rows span tiles and blocks end mid-way
+        monkeypatch.setattr(item_item, "TILED_MIN_BYTES", 0)
+        monkeypatch.setattr(item_item, "TILE", 128)
+        monkeypatch.setattr(item_item, "USER_BLOCK", 7)
+    train = _sparse_random_train()
+    model = SARRecommender(similarity=similarity, time_decay_half_life_days=30)
+    model.dense_scoring_max_small_bytes = 0  # a small catalogue would be scored densely
+    model.fit(train)
+    assert not isinstance(model._scoring_similarity(), np.ndarray)  # the sparse kernel runs
+    users = np.arange(train.n_users)
+    items, scores = model.recommend(users, 20, exclude_seen=exclude_seen)
+    dense = model._scores(users)
+    if exclude_seen:
+        seen = model._seen[users].tocoo()
+        dense[seen.row, seen.col] = -np.inf
+    want_items, want_scores = top_k(dense, 20)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores, want_scores)
+
+
+def test_compiled_recommend_on_a_dense_similarity_equals_the_dense_scores():
+    from reclab.models.base import top_k
+
+    train = _sparse_random_train(n_users=200, n_items=60, per_user=20)
+    model = SARRecommender(similarity="jaccard", time_decay_half_life_days=0).fit(train)
+    assert isinstance(model._scoring_similarity(), np.ndarray)  # small catalogue: dense rows
+    users = np.arange(train.n_users)
+    items, scores = model.recommend(users, 70)  # more than the catalogue: padded
+    dense = model._scores(users)
+    seen = model._seen[users].tocoo()
+    dense[seen.row, seen.col] = -np.inf
+    want_items, want_scores = top_k(dense, 70)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores, want_scores)
+    assert (items[:, -1] == -1).all()
+
+
+def test_similarity_cap_raises_the_support_threshold_to_the_smallest_that_fits():
+    train = _sparse_random_train()
+    exact = SARRecommender(similarity="jaccard", max_similarity_entries=None).fit(train)
+    assert exact.support_threshold_used == 1
+    for threshold in (2, 3):
+        fixed = SARRecommender(
+            similarity="jaccard", support_threshold=threshold, max_similarity_entries=None
+        ).fit(train)
+        capped = SARRecommender(
+            similarity="jaccard", max_similarity_entries=fixed.item_similarity.nnz
+        ).fit(train)
+        # the cap admits threshold t's matrix but not threshold t - 1's
+        assert capped.support_threshold_used == threshold
+        assert (capped.item_similarity != fixed.item_similarity).nnz == 0
+        np.testing.assert_array_equal(capped.item_frequencies, fixed.item_frequencies)
+    # a threshold given by the user is never lowered, and a cap that is never reached is inert
+    model = SARRecommender(support_threshold=2, max_similarity_entries=10**9).fit(train)
+    assert model.support_threshold_used == 2
+    with pytest.raises(ValueError, match="max_similarity_entries"):
+        SARRecommender(max_similarity_entries=0)
+
+
+def test_cooccurrence_counts_equal_the_sparse_product():
+    import scipy.sparse as sp
+
+    from reclab.models.item_item import cooccurrence_counts, cooccurrence_histograms
+
+    train = _sparse_random_train(n_users=300, n_items=200)
+    binary = sp.csr_matrix(
+        (np.ones(train.user_idx.size), (train.user_idx, train.item_idx)),
+        shape=(train.n_users, train.n_items),
+    )
+    binary.sum_duplicates()
+    binary.data[:] = 1
+    binary = binary.astype(np.int32)
+    product = (binary.T @ binary).toarray()
+    histograms = cooccurrence_histograms(binary)
+    for value in range(1, 6):
+        assert histograms[:, value].sum() == (product == value).sum()
+    counts = cooccurrence_counts(binary, 2, histograms)
+    assert counts.has_sorted_indices
+    np.testing.assert_array_equal(counts.toarray(), np.where(product >= 2, product, 0))

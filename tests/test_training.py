@@ -123,3 +123,106 @@ def test_bundle_recommends_raw_ids_and_refuses_unknown_users() -> None:
 
     restored = pickle.loads(pickle.dumps(bundle))
     pd.testing.assert_frame_equal(restored.recommend(100, k=3), recs)
+
+
+def _window(train, seed: int, name: str):
+    """A window of held-out items for the planted users: mostly unseen in-cluster items."""
+    from reclab.encoded import Window
+
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, train.n_users, 150)
+    items = rng.integers(0, train.n_items, 150)
+    users[:5] = -1  # cold users are counted, not evaluated
+    return Window(name=name, user_idx=users, item_idx=items)
+
+
+def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> None:
+    """evaluate_candidate's single pass = the leaderboard calls at k + the curve calls 1..50."""
+    from reclab.models.sar import SARRecommender
+    from reclab.training import CURVE_KS, evaluate_candidate
+
+    train = planted_clusters(n_users=80, n_items=60)
+    windows = {"valid": _window(train, 1, "valid"), "test": _window(train, 2, "test")}
+    k, samples, seed = 10, 200, 7
+    model = SARRecommender(similarity="jaccard", time_decay_half_life_days=30).fit(train)
+    calls: list[int] = []
+    model_recommend = model.recommend
+
+    def counted(user_idx, kk, exclude_seen=True):
+        calls.append(kk)
+        return model_recommend(user_idx, kk, exclude_seen=exclude_seen)
+
+    model.recommend = counted
+    evaluated = evaluate_candidate(model, train, windows, k, samples, seed)
+    model.recommend = model_recommend
+    # one recommend call: each warm user of either window once (< RECOMMEND_BATCH users)
+    assert calls == [50]
+
+    for name, window in windows.items():
+        old = train.evaluate_window(
+            model.recommend, window.user_idx, window.item_idx, (k,), samples, seed
+        )
+        new = evaluated.results[name]
+        assert new.metrics.keys() == old.metrics.keys()
+        for key, value in old.metrics.items():
+            assert new.metrics[key] == pytest.approx(value, rel=1e-12), key
+        for key, (low, high) in old.intervals.items():
+            assert new.intervals[key] == pytest.approx((low, high), rel=1e-12), key
+        assert new.counts == old.counts
+        pd.testing.assert_frame_equal(new.per_user, old.per_user, rtol=1e-12)
+        old_curves = train.evaluate_window(
+            model.recommend, window.user_idx, window.item_idx, CURVE_KS
+        )
+        curve = evaluated.curves[evaluated.curves["window"] == name]
+        assert curve["k"].tolist() == list(CURVE_KS)
+        np.testing.assert_allclose(
+            curve["ndcg"], [old_curves.metrics[f"ndcg_at_{kk}"] for kk in CURVE_KS], rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            curve["recall"],
+            [old_curves.metrics[f"recall_at_{kk}"] for kk in CURVE_KS],
+            rtol=1e-12,
+        )
+    # the leaderboard's cut-off beyond the curves is evaluated too
+    beyond = evaluate_candidate(model, train, windows, 60, 0, seed)
+    assert "ndcg_at_60" in beyond.results["valid"].metrics
+    assert beyond.curves["k"].max() == 50
+
+
+def test_collect_keeps_exactly_the_payloads_the_join_bundles() -> None:
+    """Each family's best by the leaderboard's rule keeps its payload; the others are dropped."""
+    from dataclasses import replace
+
+    from reclab.training import keep_family_best_payloads
+
+    def candidate(candidate_id: str, family: str, valid_ndcg: float) -> CandidateResult:
+        result = _result(candidate_id, valid_ndcg)
+        result.candidate = {**result.candidate, "family": family}
+        return replace(result, model_payload=candidate_id.encode())
+
+    results = [
+        candidate("sar-0", "sar", 0.2),
+        None,  # an empty fan-out
+        candidate("sar-1", "sar", 0.3),
+        candidate("als-0", "als", float("nan")),
+        candidate("als-1", "als", 0.1),
+        candidate("pop-0", "pop", 0.4),
+        candidate("pop-1", "pop", 0.4),  # a tie keeps the earlier candidate
+        candidate("rnd-0", "rnd", float("nan")),
+        candidate("rnd-1", "rnd", float("nan")),
+    ]
+    kept = keep_family_best_payloads(iter(results), "ndcg_at_10")
+    payloads = {r.candidate["candidate_id"]: r.model_payload for r in kept}
+    assert [r.candidate["candidate_id"] for r in kept] == [
+        r.candidate["candidate_id"] for r in results if r is not None
+    ]
+    assert {cid for cid, payload in payloads.items() if payload} == {
+        "sar-1",
+        "als-1",
+        "pop-0",
+        "rnd-0",
+    }
+    assert payloads["sar-1"] == b"sar-1"
+    board = build_leaderboard(kept, "ndcg_at_10")
+    first_of_family = board.drop_duplicates("family")["candidate_id"]
+    assert set(first_of_family) == {cid for cid, payload in payloads.items() if payload}

@@ -104,3 +104,30 @@ def test_id_map_from_category_file_uses_stored_codes(tmp_path) -> None:
     assert id_map.code_to_idx(np.array([0, 1, 2, 3, 5, 6])).tolist() == [-1, -1, -1, 0, 2, -1]
     with pytest.raises(IndexError):
         id_map.to_raw([3])
+
+
+def test_ids_only_workflow_gives_the_same_id_maps_and_encoded_windows(built, tmp_path) -> None:
+    """Without a family that reads NVTabular's output, only the ids are fitted: same maps."""
+    import shutil
+
+    root, _, with_features = built
+    split = shutil.copytree(root / "split", tmp_path / "split")
+    (split / "items.parquet").write_bytes(b"metadata")  # metadata tables are kept
+    ids_only = build_workflow(split, tmp_path, with_features=False, keep_split_windows=False)
+    assert sorted(p.name for p in split.iterdir()) == ["items.parquet"]
+    for column in ("user_map", "item_map"):
+        full, lean = getattr(with_features, column), getattr(ids_only, column)
+        np.testing.assert_array_equal(full.raw_ids, lean.raw_ids)
+        assert full.code_offset == lean.code_offset
+    for window in ("train", "valid", "test"):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "encoded" / f"{window}.parquet"),
+            pd.read_parquet(root / "encoded" / f"{window}.parquet"),
+        )
+        assert not (tmp_path / "nvt" / window).exists()  # no tagged parquet is written
+    categories = tmp_path / "nvt" / "workflow" / "categories"
+    assert sorted(p.name for p in categories.iterdir()) == [
+        "unique.item_id.parquet",
+        "unique.user_id.parquet",
+    ]
+    assert ids_only.user_features == [] and ids_only.item_features == []

@@ -7,7 +7,6 @@ edges, through :class:`reclab.id_maps.IdMap`.
 
 from __future__ import annotations
 
-import io
 import pickle
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -86,11 +85,13 @@ class TrainData:
         ks: tuple[int, ...] = (10,),
         bootstrap_samples: int = 0,
         seed: int = 0,
+        interval_ks: tuple[int, ...] | None = None,
     ) -> Any:
         """:func:`reclab.evaluation.evaluate` of ``recommend`` on a window against this train.
 
         Returns:
-            The evaluator's result (metrics, counts, intervals).
+            The evaluator's result (metrics, counts, intervals; intervals at ``interval_ks``,
+            every ``k`` when None).
         """
         from reclab.evaluation import evaluate
 
@@ -105,6 +106,7 @@ class TrainData:
             ks=ks,
             bootstrap_samples=bootstrap_samples,
             seed=seed,
+            interval_ks=interval_ks,
         )
 
     def validation_ndcg(self, recommend: Any, k: int = 10) -> float:
@@ -350,10 +352,8 @@ class Recommender(ABC):
         raise NotImplementedError(f"{self.family} cannot explain its recommendations")
 
     def to_bytes(self) -> bytes:
-        """Serialise the fitted model."""
-        buffer = io.BytesIO()
-        pickle.dump(self, buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        return buffer.getvalue()
+        """Serialise the fitted model (one copy: a BytesIO buffer would double the peak)."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> Recommender:
@@ -362,6 +362,37 @@ class Recommender(ABC):
         if not isinstance(model, cls):
             raise TypeError(f"payload holds a {type(model).__name__}, not a {cls.__name__}")
         return model
+
+
+class GlobalRankingRecommender(Recommender):
+    """A family whose scores are one value per item for every user (``item_scores``).
+
+    ``recommend`` ranks the catalogue once and walks it per user, skipping the user's train
+    items (:func:`reclab.models.ranking.top_k_global_ranking`), instead of masking and ranking
+    a copy of the score row per user; the lists are the same.
+    """
+
+    item_scores: np.ndarray
+
+    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.item_scores, (len(user_idx), self.n_items))
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user; see :class:`Recommender`."""
+        from reclab.models.ranking import top_k_global_ranking
+
+        if self._seen is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        check_list_length(k)
+        user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
+        seen = (
+            self._seen[user_idx]
+            if exclude_seen
+            else sp.csr_matrix((len(user_idx), self.n_items), dtype=np.bool_)
+        )
+        return top_k_global_ranking(self.item_scores, seen, k)
 
 
 def encoded_indices(values: Any, n: int, name: str) -> np.ndarray:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import GlobalRankingRecommender, Recommender, TrainData
 from reclab.models.params import check_number
 
 
-class PopularityRecommender(Recommender):
+class PopularityRecommender(GlobalRankingRecommender):
     """Ranks items by their number of train interactions; ties go to the smaller raw item id."""
 
     family = "popularity"
@@ -25,9 +25,6 @@ class PopularityRecommender(Recommender):
         rank[order] = np.arange(train.n_items)
         self.item_counts = counts
         self.item_scores = (train.n_items - rank).astype(np.float32)
-
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_scores, (len(user_idx), self.n_items))
 
 
 class RandomRecommender(Recommender):

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import GlobalRankingRecommender, TrainData
 from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 SECONDS_PER_DAY = 86_400.0
 
 
-class RecencyPopularityRecommender(Recommender):
+class RecencyPopularityRecommender(GlobalRankingRecommender):
     """Ranks items by time-decayed interaction counts; ties go to the smaller raw item id.
 
     Without timestamps (``train.ts is None``) it falls back to plain counts, like
@@ -48,9 +48,6 @@ class RecencyPopularityRecommender(Recommender):
         rank = np.empty(train.n_items, dtype=np.int64)
         rank[order] = np.arange(train.n_items)
         self.item_scores = (train.n_items - rank).astype(np.float32)
-
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self.item_scores, (len(user_idx), self.n_items))
 
 
 def decayed_counts(train: TrainData, half_life_days: float) -> np.ndarray:

@@ -22,11 +22,15 @@ class FamilySpec:
         name: The family name used on the command line and in the leaderboard.
         target: ``"module:Class"`` of the :class:`Recommender` subclass.
         uses_gpu: True for deep families that train on a GPU step when one is available.
+        reads_nvtabular: True for families that read ``build_workflow``'s NVTabular output
+            (Merlin's tagged parquet with the features); without one in the run, the workflow
+            encodes only the ids.
     """
 
     name: str
     target: str
     uses_gpu: bool = False
+    reads_nvtabular: bool = False
 
     def load_class(self) -> type[Recommender]:
         module_name, class_name = self.target.split(":")
@@ -43,7 +47,12 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("sar", "reclab.models.sar:SARRecommender"),
         FamilySpec("als", "reclab.models.als:ALSRecommender"),
         FamilySpec("ncf", "reclab.models.ncf:NCFRecommender", uses_gpu=True),
-        FamilySpec("two_tower", "reclab.models.two_tower:TwoTowerRecommender", uses_gpu=True),
+        FamilySpec(
+            "two_tower",
+            "reclab.models.two_tower:TwoTowerRecommender",
+            uses_gpu=True,
+            reads_nvtabular=True,
+        ),
     )
 }
 
@@ -67,6 +76,11 @@ def parse_model_list(models: str) -> list[str]:
             f"{', '.join(FAMILIES)}"
         )
     return list(dict.fromkeys(names))
+
+
+def reads_nvtabular_output(families: list[str]) -> bool:
+    """Whether any of ``families`` reads the NVTabular output (features included)."""
+    return any(FAMILIES[family].reads_nvtabular for family in families)
 
 
 def make_model(family: str, params: dict[str, Any], seed: int) -> Recommender:

@@ -28,10 +28,18 @@ the work on sparse matrices instead:
   on a SciPy ``spmatrix``, where ``*`` is a matrix product, so its matrix is not this measure.
 * With ``support_threshold > 1`` the library divides by a zero diagonal for items below the
   threshold (``nan`` similarities); here such items simply have no similarities.
-* **Scores** ``A[users] @ S``, one user batch at a time; only the batch rows are dense.
-
-The similarity matrix is float32 CSR, so memory grows with the non-zeros of ``C``, never with
-``n_items ** 2``.
+* **Scores** ``A[users] @ S``: :func:`reclab.models.item_item.top_k_item_item` accumulates
+  each user's row in a per-thread buffer and keeps its top k in the same pass (the lists equal
+  the dense product's); ``scores()`` (serving) still builds the dense rows of a batch.
+* **Memory.** The similarity matrix is float32 CSR, so memory grows with the non-zeros of
+  ``C``, never with ``n_items ** 2``; ``C`` itself is counted item row by item row
+  (:mod:`reclab.models.item_item`) and stored at its exact size. Those non-zeros grow with the
+  square of the items a user has: on a MovieLens-25M-shaped catalogue (59k items, 154 items a
+  user) 39% of all item pairs co-occur, 1.35 billion entries (11 GB). ``max_similarity_entries``
+  caps them: when the exact matrix would hold more, the support threshold is raised to the
+  smallest value whose matrix fits (``support_threshold_used``, logged), which is the
+  library's own ``threshold`` (co-occurrences below it dropped). Below the cap the model is the
+  library's.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from reclab.models import item_item
 from reclab.models.base import (
     Recommender,
     TrainData,
@@ -51,6 +60,13 @@ from reclab.models.base import (
     explain_item_item,
     sparse_similarity_row,
     top_k,
+)
+from reclab.models.item_item import (
+    HISTOGRAM_BINS,
+    cooccurrence_counts,
+    cooccurrence_histograms,
+    measure_values,
+    top_k_item_item,
 )
 from reclab.models.params import check_number
 
@@ -89,21 +105,25 @@ class SARRecommender(Recommender):
             timestamp, like the library.
         support_threshold: Co-occurrence counts below this are set to zero (at least 1).
         use_weights: Use the interaction weight (rating) as the affinity value; otherwise 1.
+        max_similarity_entries: Most similarities stored (8 bytes each; the default, 250M,
+            is 2 GB). When the co-occurrence matrix at ``support_threshold`` has more
+            non-zeros, the threshold is raised to the smallest value that fits (at most
+            255); None never raises it.
 
     Raises:
-        ValueError: On an unknown similarity, a negative half-life or a threshold below 1.
+        ValueError: On an unknown similarity, a negative half-life, a threshold below 1 or a
+            cap below 1.
     """
 
     family = "sar"
     can_fold_in = True
     can_find_similar = True
     can_explain = True
-    item_block: ClassVar[int] = 4096  # items per block of co-occurrence rows built at once
-    # Scores come from a dense copy of the similarity when it costs little memory: a mostly
-    # dense co-occurrence (ML-100k: 69% non-zero) makes sparse @ sparse several times slower
-    # than sparse @ dense. Dense float32 costs at most twice the CSR (8 bytes a non-zero) at
-    # density 0.25, and any catalogue up to 4,096 items is at most 64 MB.
-    dense_scoring_min_density: ClassVar[float] = 0.25
+    # Scores come from a dense copy of the similarity when it costs no more memory than the CSR
+    # (8 bytes a non-zero, so from density 0.5) or little memory (any catalogue up to 4,096
+    # items is at most 64 MB): a mostly dense co-occurrence (ML-100k: 69% non-zero) is scored
+    # faster by dense rows than by scattering each stored entry.
+    dense_scoring_min_density: ClassVar[float] = 0.5
     dense_scoring_max_small_bytes: ClassVar[int] = 64 << 20
 
     def __init__(
@@ -113,6 +133,7 @@ class SARRecommender(Recommender):
         time_now: float | None = None,
         support_threshold: int = 1,
         use_weights: bool = True,
+        max_similarity_entries: int | None = 250_000_000,
     ) -> None:
         canonical = _ALIASES.get(similarity, similarity)
         if canonical not in SIMILARITIES:
@@ -121,29 +142,41 @@ class SARRecommender(Recommender):
             )
         check_number("time_decay_half_life_days", time_decay_half_life_days, 0, allow_none=True)
         check_number("time_now", time_now, allow_none=True)
-        check_number("support_threshold", support_threshold, 1, integer=True)
+        check_number(
+            "support_threshold", support_threshold, 1, HISTOGRAM_BINS, high_open=True, integer=True
+        )
+        check_number(
+            "max_similarity_entries", max_similarity_entries, 1, integer=True, allow_none=True
+        )
         super().__init__(
             similarity=similarity,
             time_decay_half_life_days=time_decay_half_life_days,
             time_now=time_now,
             support_threshold=support_threshold,
             use_weights=use_weights,
+            max_similarity_entries=max_similarity_entries,
         )
         self.similarity = canonical
         self.time_decay_half_life_days = time_decay_half_life_days or 0.0
         self.time_now = None if time_now is None else float(time_now)
         self.support_threshold = int(support_threshold)
         self.use_weights = bool(use_weights)
+        self.max_similarity_entries = (
+            None if max_similarity_entries is None else int(max_similarity_entries)
+        )
+        self.support_threshold_used: int | None = None  # after fit: the threshold applied
         self.affinity: sp.csr_matrix | None = None
         self.item_similarity: sp.csr_matrix | None = None
         self.item_frequencies: np.ndarray | None = None
         self.decay_reference_time: float | None = None
         self._cooccurs: sp.csr_matrix | None = None  # mutual_information only: C_ij > 0
         self._dense_similarity: np.ndarray | None = None  # scoring cache, never pickled
+        self._tile_pointers: np.ndarray | None = None  # scoring cache, never pickled
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_dense_similarity"] = None
+        state["_tile_pointers"] = None
         return state
 
     def _fit(self, train: TrainData) -> None:
@@ -167,6 +200,7 @@ class SARRecommender(Recommender):
             time.perf_counter() - start,
         )
         self._dense_similarity = None
+        self._tile_pointers = None
         self._scoring_similarity()  # built once here rather than in the first recommend
 
     def _affinity(self, train: TrainData) -> sp.csr_matrix:
@@ -210,57 +244,57 @@ class SARRecommender(Recommender):
         )
         hits.sum_duplicates()
         hits.data[:] = 1  # binary: a user counts once per item
-        hits_t = hits.T.tocsr()
-        diag = np.asarray(hits.sum(axis=0)).ravel().astype(np.float64)
-        diag[diag < self.support_threshold] = 0.0
-        blocks = []
-        for first in range(0, train.n_items, self.item_block):
-            rows = slice(first, min(first + self.item_block, train.n_items))
-            block = (hits_t[rows] @ hits).tocsr()  # co-occurrence rows of this item block
-            block.data[block.data < self.support_threshold] = 0
-            block.eliminate_zeros()
-            blocks.append(self._similarity_block(block, diag, first, train.n_items))
-        similarity = (
-            sp.vstack(blocks, format="csr")
-            if blocks
-            else sp.csr_matrix((0, train.n_items), dtype=np.float32)
+        started = time.perf_counter()
+        histograms = cooccurrence_histograms(hits)
+        threshold = self._threshold_that_fits(histograms)
+        counts = cooccurrence_counts(hits, threshold, histograms)
+        del histograms
+        logger.info(
+            "SAR co-occurrence: %d items, %d pairs with >= %d users (%.1f s)",
+            train.n_items,
+            counts.nnz,
+            threshold,
+            time.perf_counter() - started,
         )
-        similarity.sort_indices()
+        diag = np.asarray(hits.sum(axis=0)).ravel().astype(np.float64)
+        diag[diag < threshold] = 0.0
+        del hits
+        values = measure_values(counts, diag, self.similarity)
+        similarity = sp.csr_matrix(
+            (values, counts.indices, counts.indptr), shape=(train.n_items, train.n_items)
+        )
+        del counts
         self._cooccurs = None
         if self.similarity == "mutual_information":
             # explicit zeros are kept for this measure, so the structure is exactly C_ij > 0
             self._cooccurs = similarity.copy()
             self._cooccurs.data = np.ones_like(similarity.data)
-        return similarity.astype(np.float32), diag.astype(np.float32)
+        else:
+            similarity.eliminate_zeros()
+        self.support_threshold_used = threshold
+        return similarity, diag.astype(np.float32)
 
-    def _similarity_block(
-        self, block: sp.csr_matrix, diag: np.ndarray, first: int, n_items: int
-    ) -> sp.csr_matrix:
-        """Similarity of the co-occurrence rows ``first..`` from their non-zeros only."""
-        counts = block.data.astype(np.float64)
-        row = first + np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-        d_i, d_j = diag[row], diag[block.indices]
-        if self.similarity == "counts":
-            values = counts
-        elif self.similarity == "jaccard":
-            values = counts / (d_i + d_j - counts)
-        elif self.similarity == "lift":
-            values = counts / (d_i * d_j)
-        elif self.similarity == "cosine":
-            values = counts / np.sqrt(d_i * d_j)
-        elif self.similarity == "inclusion_index":
-            values = counts / np.minimum(d_i, d_j)
-        elif self.similarity == "mutual_information":
-            values = np.log2(n_items * counts / (d_i * d_j))
-        else:  # lexicographers_mutual_information
-            values = counts * np.log2(n_items * counts / (d_i * d_j))
-        out = sp.csr_matrix(
-            (values.astype(np.float32), block.indices.copy(), block.indptr.copy()),
-            shape=block.shape,
+    def _threshold_that_fits(self, histograms: np.ndarray) -> int:
+        """The smallest support threshold >= ``support_threshold`` whose matrix fits the cap."""
+        # entries[t]: co-occurrence entries with a count of at least t
+        entries = np.cumsum(histograms.sum(axis=0, dtype=np.int64)[::-1])[::-1]
+        threshold = self.support_threshold
+        cap = self.max_similarity_entries
+        if cap is None or entries[threshold] <= cap:
+            return threshold
+        fitting = np.flatnonzero(entries[threshold:] <= cap)
+        raised = threshold + int(fitting[0]) if fitting.size else HISTOGRAM_BINS - 1
+        logger.warning(
+            "SAR: the co-occurrence matrix has %d entries at support threshold %d, more than "
+            "max_similarity_entries=%d (%.1f GB); support threshold raised to %d (%d entries)",
+            entries[threshold],
+            threshold,
+            cap,
+            8 * cap / 1e9,
+            raised,
+            entries[raised],
         )
-        if self.similarity != "mutual_information":
-            out.eliminate_zeros()
-        return out
+        return raised
 
     def _scoring_similarity(self) -> sp.csr_matrix | np.ndarray:
         """The similarity scores are computed with: a cached dense copy when it is cheap."""
@@ -277,6 +311,35 @@ class SARRecommender(Recommender):
             self._dense_similarity = similarity.toarray()
             return self._dense_similarity
         return similarity
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user by ``affinity @ similarity``; see :class:`Recommender`.
+
+        Scored by the compiled kernel (no dense batch x items matrix); the lists equal the
+        dense scores' top k.
+        """
+        if self._seen is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        check_list_length(k)
+        user_idx = encoded_indices(user_idx, self.n_users, "user_idx")
+        mutual_information = self._cooccurs is not None
+        # the mutual-information rule reads the sparse structure (C_ij > 0)
+        similarity = self.item_similarity if mutual_information else self._scoring_similarity()
+        pointers = None
+        if sp.issparse(similarity) and similarity.nnz * 8 >= item_item.TILED_MIN_BYTES:
+            if self._tile_pointers is None:  # kept for the next batches
+                self._tile_pointers = item_item.tile_pointers(similarity)
+            pointers = self._tile_pointers
+        return top_k_item_item(
+            self.affinity[user_idx],
+            similarity,
+            self._seen[user_idx] if exclude_seen else None,
+            k,
+            mutual_information=mutual_information,
+            pointers=pointers,
+        )
 
     def _scores(self, user_idx: np.ndarray) -> np.ndarray:
         affinity = self.affinity[user_idx]
