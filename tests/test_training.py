@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,77 @@ def test_collect_keeps_exactly_the_payloads_the_join_bundles() -> None:
     board = build_leaderboard(kept, "ndcg_at_10")
     first_of_family = board.drop_duplicates("family")["candidate_id"]
     assert set(first_of_family) == {cid for cid, payload in payloads.items() if payload}
+
+
+def _encoded(tmp_path, train) -> Path:
+    """``encoded/`` as build_workflow writes it, for the planted users."""
+    encoded = tmp_path / "encoded"
+    encoded.mkdir()
+    pd.DataFrame(
+        {
+            "user_idx": train.user_idx,
+            "item_idx": train.item_idx,
+            "weight": train.weight,
+            "ts": np.full(len(train.user_idx), np.nan),
+        }
+    ).to_parquet(encoded / "train.parquet")
+    for seed, name in ((1, "valid"), (2, "test")):
+        window = _window(train, seed, name)
+        pd.DataFrame({"user_idx": window.user_idx, "item_idx": window.item_idx}).to_parquet(
+            encoded / f"{name}.parquet"
+        )
+    return encoded
+
+
+def test_train_branch_sets_the_result_and_the_time_also_on_failure(tmp_path) -> None:
+    """Both train steps' one call: a result, the no-op branch's None, and a failure's time."""
+    from types import SimpleNamespace
+
+    from reclab.training import train_and_evaluate, train_branch
+
+    train = planted_clusters(n_users=60, n_items=40)
+    encoded = _encoded(tmp_path, train)
+    maps = {
+        "user_map": IdMap("user_id", np.arange(train.n_users), 3),
+        "item_map": IdMap("item_id", train.item_ids, 3),
+    }
+    candidate = {"candidate_id": "popularity-0", "family": "popularity", "params": {}}
+    branch = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    train_branch(branch, encoded)
+    assert isinstance(branch.result, CandidateResult)
+    assert branch.result.candidate == candidate and branch.elapsed_seconds > 0
+    direct = train_and_evaluate(candidate, encoded, k=5, seed=3, bootstrap_samples=20, **maps)
+    assert branch.result.valid.metrics == direct.valid.metrics
+    assert branch.result.test.intervals == direct.test.intervals
+
+    no_op = SimpleNamespace(input=None, k=5, seed=3, bootstrap_samples=20, **maps)
+    train_branch(no_op, encoded)
+    assert no_op.result is None and no_op.elapsed_seconds >= 0
+
+    failing = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    with pytest.raises(FileNotFoundError):
+        train_branch(failing, tmp_path / "missing")
+    assert not hasattr(failing, "result") and failing.elapsed_seconds >= 0
+
+
+def test_collect_branches_gathers_and_merges_all_but_the_branch_artifacts() -> None:
+    """Both collect steps' one call: results and failures set, shared artifacts merged."""
+    from types import SimpleNamespace
+
+    from reclab.training import BRANCH_ARTIFACTS, collect_branches
+
+    merged = []
+    join = SimpleNamespace(
+        validation_metric="ndcg_at_10",
+        merge_artifacts=lambda inputs, exclude: merged.append((inputs, exclude)),
+    )
+    branches = [
+        SimpleNamespace(input=_result("a", 0.1).candidate, result=_result("a", 0.1)),
+        SimpleNamespace(input=_result("b", 0.3).candidate, failure=ValueError("boom")),
+        SimpleNamespace(input=None, result=None),
+    ]
+    collect_branches(join, branches)
+    assert [r.candidate["candidate_id"] for r in join.results] == ["a"]
+    assert [(f.candidate["candidate_id"], f.error) for f in join.failures] == [("b", "boom")]
+    assert merged == [(branches, BRANCH_ARTIFACTS)]
+    assert {"result", "failure", "elapsed_seconds"} <= set(BRANCH_ARTIFACTS)
