@@ -154,10 +154,21 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
         return model_recommend(user_idx, kk, exclude_seen=exclude_seen)
 
     model.recommend = counted
+    evaluator_calls: list[int] = []
+    evaluate_window = train.evaluate_window
+
+    def counted_evaluator(recommend, user_idx, item_idx, **options):
+        evaluator_calls.append(len(user_idx))
+        return evaluate_window(recommend, user_idx, item_idx, **options)
+
+    train.evaluate_window = counted_evaluator
     evaluated = evaluate_candidate(model, train, windows, k, samples, seed)
     model.recommend = model_recommend
+    del train.evaluate_window
     # one recommend call: each warm user of either window once (< RECOMMEND_BATCH users)
     assert calls == [50]
+    # one evaluator call per window, with every cut-off
+    assert evaluator_calls == [len(windows["valid"].user_idx), len(windows["test"].user_idx)]
 
     for name, window in windows.items():
         old = train.evaluate_window(
