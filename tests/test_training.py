@@ -312,3 +312,63 @@ def test_collect_branches_gathers_and_merges_all_but_the_branch_artifacts() -> N
     assert [(f.candidate["candidate_id"], f.error) for f in join.failures] == [("b", "boom")]
     assert merged == [(branches, BRANCH_ARTIFACTS)]
     assert {"result", "failure", "elapsed_seconds"} <= set(BRANCH_ARTIFACTS)
+
+
+def _flow_parameters(**changes):
+    """What ``start`` sees: every flow parameter by name, plus ones it does not validate."""
+    from types import SimpleNamespace
+
+    values = {
+        "dataset": "synthetic",
+        "data_dir": "",
+        "interactions_file": "",
+        "columns": "",
+        "synthetic_interactions": 20_000,
+        "synthetic_users": 0,
+        "synthetic_items": 0,
+        "row_sampling": 100.0,
+        "training_end_date": "",
+        "validation_end_date": "",
+        "models": "popularity,als",
+        "grid": "quick",
+        "grid_file": "",
+        "als_engine": "implicit",
+        "spark_master": "local[*]",
+        "k": 10,
+        "batch_k": 10,
+        "scores_dir": "",
+        "validation_metric": "ndcg_at_10",
+        "seed": 42,
+        "bootstrap_samples": 100,
+    }
+    return SimpleNamespace(**{**values, **changes})
+
+
+def test_start_reads_the_parameters_by_name_and_checks_them_at_once() -> None:
+    from dataclasses import replace
+
+    from reclab.training import RunParameters, validate_run_parameters
+
+    params = RunParameters.from_flow(_flow_parameters(als_engine="spark"))
+    assert params.dataset == "synthetic" and params.bootstrap_samples == 100
+    assert params.family_overrides == {"als": {"engine": "spark", "spark_master": "local[*]"}}
+    checked = validate_run_parameters(params)
+    assert checked.families == ["popularity", "als"]
+    assert {c["family"] for c in checked.cpu_candidates} == {"popularity", "als"}
+    assert all(
+        c["params"]["engine"] == "spark" for c in checked.cpu_candidates if c["family"] == "als"
+    )
+    for change, message in (
+        ({"k": 0}, "--k must be >= 1"),
+        ({"bootstrap_samples": -1}, "--bootstrap-samples must be >= 0"),
+        ({"seed": -1}, "--seed must be >= 0"),
+        ({"batch_k": 1001}, "--batch-k must be in 1..1000"),
+        ({"synthetic_interactions": 0}, "--synthetic-interactions must be >= 1"),
+        ({"synthetic_items": -2}, "--synthetic-items must be >= 0"),
+        ({"columns": "{oops"}, "--columns '{oops' is not valid JSON"),
+        ({"columns": "[1]"}, "--columns must be a JSON object mapping roles"),
+        ({"models": "nope"}, "unknown model family"),
+        ({"validation_metric": "ndcg_at_5"}, "ndcg_at_10"),
+    ):
+        with pytest.raises(InputError, match=message):
+            validate_run_parameters(replace(params, **change))
