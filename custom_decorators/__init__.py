@@ -4,9 +4,11 @@
 ``gpu_on_batch`` sends a step to an AWS Batch GPU queue when the flow's compute ``Config`` says
 the run is remote; see ``custom_decorators.remote``. ``stop_cleanly`` wraps a flow's entry point
 so SIGINT and SIGTERM stop its tasks without orphans or leftover folders; see
-``custom_decorators.interrupts``.
+``custom_decorators.interrupts``. ``task_datastore`` says where a task's artifacts live, from its
+public metadata; see ``custom_decorators.datastore``.
 """
 
+from custom_decorators.datastore import task_datastore
 from custom_decorators.interrupts import stop_cleanly
 from custom_decorators.magic_dir import (
     MagicDirError,
@@ -35,4 +37,5 @@ __all__ = [
     "magicdir",
     "magicdir_path",
     "stop_cleanly",
+    "task_datastore",
 ]

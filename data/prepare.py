@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,42 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
             f"mapped column(s) {missing} not found in {path}; it has columns {list(types)}. "
             "Fix the column mapping."
         )
+    exprs, ts_kind = _file_columns(m, types, path)
+    rel.select(*exprs).create_view("file_source", replace=True)
+    try:
+        # The full read: every row is parsed here, not in start.
+        run_sql(con, "file_stage.sql", {"ts_kind": ts_kind})
+    except duckdb.Error as exc:
+        if source.file_format == "text":
+            options = source.read_options
+            raise InputError(
+                read_error_message(exc, path, options["delimiter"], options["encoding"])
+            ) from exc
+        raise InputError(
+            f"could not read {path} with the column mapping {m}: {_duckdb_message(exc)}; fix the "
+            "offending rows or the mapping."
+        ) from exc
+    notes = list(source.notes) + _check_file_rows(
+        _fetch_dict(run_sql(con, "file_checks.sql")), m, path
+    )
+    run_sql(con, "file_raw_interactions.sql")
+    run_sql(con, "file_users.sql")
+    run_sql(con, "file_items.sql")
+    return notes
+
+
+def _file_columns(
+    m: dict[str, Any], types: dict[str, str], path: str
+) -> tuple[list[duckdb.Expression], str]:
+    """The mapped columns under their canonical names, and how to read the timestamp.
+
+    Returns:
+        The select expressions (ids, ``weight_raw``, ``ts_raw``, features) and the timestamp
+        kind: ``"epoch"`` (numbers), ``"text"`` (dates and timestamps) or ``"none"``.
+
+    Raises:
+        InputError: If an id or the timestamp column has a type that cannot be read.
+    """
     exprs = [
         _id_expression(m["user"], "user_id", types[m["user"]], path),
         _id_expression(m["item"], "item_id", types[m["item"]], path),
@@ -313,22 +350,15 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
     for prefix in ("user", "item"):
         for column in m[f"{prefix}_features"]:
             exprs.append(duckdb.ColumnExpression(column).alias(feature_name(prefix, column)))
-    rel.select(*exprs).create_view("file_source", replace=True)
-    try:
-        # The full read: every row is parsed here, not in start.
-        run_sql(con, "file_stage.sql", {"ts_kind": ts_kind})
-    except duckdb.Error as exc:
-        if source.file_format == "text":
-            options = source.read_options
-            raise InputError(
-                read_error_message(exc, path, options["delimiter"], options["encoding"])
-            ) from exc
-        raise InputError(
-            f"could not read {path} with the column mapping {m}: {_duckdb_message(exc)}; fix the "
-            "offending rows or the mapping."
-        ) from exc
-    checks = _fetch_dict(run_sql(con, "file_checks.sql"))
-    notes: list[str] = list(source.notes)
+    return exprs, ts_kind
+
+
+def _check_file_rows(checks: dict[str, Any], m: dict[str, Any], path: str) -> list[str]:
+    """Refuse null ids, bad weights and bad timestamps (``file_checks.sql``); the notes to add.
+
+    Raises:
+        InputError: Naming how many rows are bad, in which column, with an example and a fix.
+    """
     n = checks["n_rows"]
     if n == 0:
         raise InputError(f"{path} has no data rows (only a header?); add interactions to it.")
@@ -344,31 +374,29 @@ def _load_file(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> l
             f"weight in column {m['weight']!r} (e.g. {checks['bad_weight_example']!r}); fix "
             "them, or drop the weight mapping to give every row weight 1.0."
         )
-    if m["timestamp"]:
-        ts_col = m["timestamp"]
-        if checks["bad_ts"]:
-            raise InputError(
-                f"{checks['bad_ts']} of {n} rows of {path} have an unparsable timestamp in "
-                f"column {ts_col!r} (e.g. {checks['bad_ts_example']!r}); use unix seconds or "
-                "ISO dates/timestamps such as 1998-03-07 or 1998-03-07T10:00:00Z."
-            )
-        if checks["far_ts"]:
-            raise InputError(
-                f"{checks['far_ts']} timestamps in column {ts_col!r} of {path} fall after the "
-                "year 2200; numeric timestamps must be unix seconds (divide milliseconds by 1000)."
-            )
-        if 0 < checks["missing_ts"] < n:
-            raise InputError(
-                f"{checks['missing_ts']} of {n} rows of {path} have no timestamp in column "
-                f"{ts_col!r}; fill or drop them, or remove the timestamp mapping to split at "
-                "random per user."
-            )
-        if checks["missing_ts"] == n:
-            notes.append(f"timestamp column {ts_col!r} is empty: treated as no timestamps")
-    run_sql(con, "file_raw_interactions.sql")
-    run_sql(con, "file_users.sql")
-    run_sql(con, "file_items.sql")
-    return notes
+    ts_col = m["timestamp"]
+    if not ts_col:
+        return []
+    if checks["bad_ts"]:
+        raise InputError(
+            f"{checks['bad_ts']} of {n} rows of {path} have an unparsable timestamp in "
+            f"column {ts_col!r} (e.g. {checks['bad_ts_example']!r}); use unix seconds or "
+            "ISO dates/timestamps such as 1998-03-07 or 1998-03-07T10:00:00Z."
+        )
+    if checks["far_ts"]:
+        raise InputError(
+            f"{checks['far_ts']} timestamps in column {ts_col!r} of {path} fall after the "
+            "year 2200; numeric timestamps must be unix seconds (divide milliseconds by 1000)."
+        )
+    if 0 < checks["missing_ts"] < n:
+        raise InputError(
+            f"{checks['missing_ts']} of {n} rows of {path} have no timestamp in column "
+            f"{ts_col!r}; fill or drop them, or remove the timestamp mapping to split at "
+            "random per user."
+        )
+    if checks["missing_ts"] == n:
+        return [f"timestamp column {ts_col!r} is empty: treated as no timestamps"]
+    return []
 
 
 _LOADERS: dict[type, Callable[[duckdb.DuckDBPyConnection, Source, Path], list[str]]] = {
@@ -582,6 +610,72 @@ def _prepare(
         raise InputError(f"the {source.name} source has no interactions; check its files.")
     duplicates, notes_on_rows = _check_interactions(con, source)
     notes += notes_on_rows
+    bounds = _sample(con, source, params, seed, rows_source, notes)
+    window = _split(con, source, params, seed, bounds, notes)
+    counts = {
+        row[0]: {"rows": int(row[1]), "users": int(row[2]), "items": int(row[3])}
+        for row in run_sql(con, "split_counts.sql").fetchall()
+    }
+    _check_windows_have_rows(counts, window, bounds)
+    evaluable = _evaluable_users(
+        con, counts, window.method, window.train_end, window.valid_end, notes
+    )
+    run_sql(
+        con, "canonical_passthrough.sql" if isinstance(source, FileSource) else "join_features.sql"
+    )
+    for split in SPLITS:
+        run_sql(con, "write_split.sql", {"split": split, "path": str(staged / f"{split}.parquet")})
+    run_sql(con, "write_items.sql", {"path": str(staged / "items.parquet")})
+    run_sql(con, "write_users.sql", {"path": str(staged / "users.parquet")})
+    columns = [row[0] for row in run_sql(con, "canonical_columns.sql").fetchall()]
+    info: dict[str, Any] = {
+        "method": window.method,
+        "training_end_date": window.train_end,
+        "validation_end_date": window.valid_end,
+        "row_sampling": params["row_sampling"],
+        "seed": seed,
+        "rows_source": rows_source,
+        "rows_sampled": int(bounds["n_rows"]),
+        "ts_min": bounds["ts_min"].isoformat(sep=" ") if bounds["ts_min"] else None,
+        "ts_max": bounds["ts_max"].isoformat(sep=" ") if bounds["ts_max"] else None,
+        "user_features": [c for c in columns if c.startswith("user_") and c != "user_id"],
+        "item_features": [c for c in columns if c.startswith("item_") and c != "item_id"],
+        **{split: counts[split] for split in SPLITS},
+        "duplicates_dropped": duplicates,
+        "evaluable_users": evaluable,
+        "caveats": thin_window_caveats(evaluable),
+        "notes": notes,
+    }
+    for caveat in info["caveats"]:
+        logger.warning("THIN EVIDENCE: %s", caveat)
+    logger.info(
+        "split %s of %s: training_end_date=%s validation_end_date=%s; %s",
+        window.method,
+        source.name,
+        window.train_end,
+        window.valid_end,
+        "; ".join(
+            f"{s} {counts[s]['rows']} rows / {counts[s]['users']} users / "
+            f"{counts[s]['items']} items"
+            for s in SPLITS
+        ),
+    )
+    return info
+
+
+def _sample(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    params: dict[str, Any],
+    seed: int,
+    rows_source: int,
+    notes: list[str],
+) -> dict[str, Any]:
+    """Keep the sampled rows (table ``sampled``); their bounds (``split_bounds.sql``).
+
+    Raises:
+        InputError: If the sample kept no row.
+    """
     if params["sampling"]:
         con.execute(_sample_sql(params["row_sampling"], seed))
     else:
@@ -598,9 +692,36 @@ def _prepare(
             f"row_sampling {params['row_sampling']}% (bernoulli, seed {seed}) kept {n} of "
             f"{rows_source} rows"
         )
-    train_end = valid_end = None
+    return bounds
+
+
+@dataclass
+class _Split:
+    """How the sampled rows were split: ``time_window`` (with its dates and the days holding
+    rows) or ``random_per_user`` (no dates)."""
+
+    method: str
+    train_end: str | None = None
+    valid_end: str | None = None
+    days: list[date] = field(default_factory=list)
+
+
+def _split(
+    con: duckdb.DuckDBPyConnection,
+    source: Source,
+    params: dict[str, Any],
+    seed: int,
+    bounds: dict[str, Any],
+    notes: list[str],
+) -> _Split:
+    """Assign every sampled row to a window (table ``assigned``): by time, else at random.
+
+    Raises:
+        InputError: If only some rows have timestamps, dates were given without timestamps, or
+            the dates do not give three windows.
+    """
+    n = int(bounds["n_rows"])
     if bounds["n_ts"] == n:
-        method = "time_window"
         days = [row[0] for row in run_sql(con, "split_days.sql").fetchall()]
         train_end, valid_end, date_notes = _derive_dates(
             params["training_end_date"],
@@ -614,87 +735,49 @@ def _prepare(
         run_sql(
             con, "split_time_window.sql", {"training_end": train_end, "validation_end": valid_end}
         )
-    elif bounds["n_ts"] == 0:
-        method = "random_per_user"
-        if params["training_end_date"] or params["validation_end_date"]:
-            raise InputError(
-                f"split dates were given but the {source.name} source has no timestamps; drop "
-                "the dates or provide timestamps."
-            )
-        logger.warning(
-            "NO TIMESTAMPS in the %s source: falling back to a seeded RANDOM per-user 80/10/10 "
-            "split (seed=%d). Valid and test rows are NOT later than train rows, so offline "
-            "metrics will be optimistic.",
-            source.name,
-            seed,
-        )
-        notes.append("no timestamps: seeded random per-user 80/10/10 split")
-        run_sql(con, "split_random_per_user.sql", {"seed": seed})
-    else:
+        return _Split("time_window", train_end, valid_end, days)
+    if bounds["n_ts"]:
         raise InputError(
             f"{n - bounds['n_ts']} of {n} rows of the {source.name} source have no timestamp; "
             "fill or drop them."
         )
-    counts = {
-        row[0]: {"rows": int(row[1]), "users": int(row[2]), "items": int(row[3])}
-        for row in run_sql(con, "split_counts.sql").fetchall()
-    }
+    if params["training_end_date"] or params["validation_end_date"]:
+        raise InputError(
+            f"split dates were given but the {source.name} source has no timestamps; drop "
+            "the dates or provide timestamps."
+        )
+    logger.warning(
+        "NO TIMESTAMPS in the %s source: falling back to a seeded RANDOM per-user 80/10/10 "
+        "split (seed=%d). Valid and test rows are NOT later than train rows, so offline "
+        "metrics will be optimistic.",
+        source.name,
+        seed,
+    )
+    notes.append("no timestamps: seeded random per-user 80/10/10 split")
+    run_sql(con, "split_random_per_user.sql", {"seed": seed})
+    return _Split("random_per_user")
+
+
+def _check_windows_have_rows(
+    counts: dict[str, dict[str, int]], window: _Split, bounds: dict[str, Any]
+) -> None:
+    """Raise InputError naming the first split window with no rows, and what to change."""
     for split in SPLITS:
         if split in counts:
             continue
-        if method == "time_window":
+        if window.method == "time_window":
             raise InputError(
-                f"the {split} window {_window_text(split, train_end, valid_end)} has no rows: "
-                f"the data's timestamps run from {bounds['ts_min']} to {bounds['ts_max']} (UTC); "
-                "choose training_end_date and validation_end_date inside that range so that "
-                f"every window gets rows{_dates_that_work(days, bounds)}."
+                f"the {split} window {_window_text(split, window.train_end, window.valid_end)} "
+                f"has no rows: the data's timestamps run from {bounds['ts_min']} to "
+                f"{bounds['ts_max']} (UTC); choose training_end_date and validation_end_date "
+                "inside that range so that every window gets rows"
+                f"{_dates_that_work(window.days, bounds)}."
             )
         raise InputError(
             f"the {split} window of the random per-user split has no rows: users have too few "
             "interactions (a user needs 10 rows to reach test for sure); use more data or a "
             "higher row_sampling."
         )
-    evaluable = _evaluable_users(con, counts, method, train_end, valid_end, notes)
-    is_file = isinstance(source, FileSource)
-    run_sql(con, "canonical_passthrough.sql" if is_file else "join_features.sql")
-    for split in SPLITS:
-        run_sql(con, "write_split.sql", {"split": split, "path": str(staged / f"{split}.parquet")})
-    run_sql(con, "write_items.sql", {"path": str(staged / "items.parquet")})
-    run_sql(con, "write_users.sql", {"path": str(staged / "users.parquet")})
-    columns = [row[0] for row in run_sql(con, "canonical_columns.sql").fetchall()]
-    info: dict[str, Any] = {
-        "method": method,
-        "training_end_date": train_end,
-        "validation_end_date": valid_end,
-        "row_sampling": params["row_sampling"],
-        "seed": seed,
-        "rows_source": rows_source,
-        "rows_sampled": n,
-        "ts_min": bounds["ts_min"].isoformat(sep=" ") if bounds["ts_min"] else None,
-        "ts_max": bounds["ts_max"].isoformat(sep=" ") if bounds["ts_max"] else None,
-        "user_features": [c for c in columns if c.startswith("user_") and c != "user_id"],
-        "item_features": [c for c in columns if c.startswith("item_") and c != "item_id"],
-        **{split: counts[split] for split in SPLITS},
-        "duplicates_dropped": duplicates,
-        "evaluable_users": evaluable,
-        "caveats": thin_window_caveats(evaluable),
-        "notes": notes,
-    }
-    for caveat in info["caveats"]:
-        logger.warning("THIN EVIDENCE: %s", caveat)
-    logger.info(
-        "split %s of %s: training_end_date=%s validation_end_date=%s; %s",
-        method,
-        source.name,
-        train_end,
-        valid_end,
-        "; ".join(
-            f"{s} {counts[s]['rows']} rows / {counts[s]['users']} users / "
-            f"{counts[s]['items']} items"
-            for s in SPLITS
-        ),
-    )
-    return info
 
 
 def _check_interactions(con: duckdb.DuckDBPyConnection, source: Source) -> tuple[int, list[str]]:

@@ -53,14 +53,12 @@ from custom_decorators import (  # noqa: E402
     magicdir,
     magicdir_path,
     stop_cleanly,
+    task_datastore,
 )
 from reclab.limits import LIMITS_DEFAULT_TEXT, parse_limits  # noqa: E402
 
 # Library code logs progress (counts, rates, seconds); show it in the step logs.
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
-# Per-branch artifacts that differ between the training branches; collect_* gathers them.
-BRANCH_ARTIFACTS = ["result", "failure", "elapsed_seconds", "_catch_exception"]
 
 
 class TrainFlow(FlowSpec):
@@ -198,32 +196,11 @@ class TrainFlow(FlowSpec):
     def start(self):
         """Validate every parameter, and claim --scores-dir, before any expensive work."""
         from reclab.batch_scoring import claim_scores_location
-        from reclab.training import validate_run_parameters
+        from reclab.training import RunParameters, validate_run_parameters
 
-        self.family_overrides = {
-            "als": {"engine": self.als_engine, "spark_master": self.spark_master}
-        }
-        checked = validate_run_parameters(
-            dataset=self.dataset,
-            data_dir=self.data_dir,
-            interactions_file=self.interactions_file,
-            columns=self.columns,
-            synthetic_interactions=self.synthetic_interactions,
-            synthetic_users=self.synthetic_users,
-            synthetic_items=self.synthetic_items,
-            row_sampling=self.row_sampling,
-            training_end_date=self.training_end_date,
-            validation_end_date=self.validation_end_date,
-            models=self.models,
-            grid=self.grid,
-            grid_file=self.grid_file,
-            k=self.k,
-            family_overrides=self.family_overrides,
-            validation_metric=self.validation_metric,
-            bootstrap_samples=self.bootstrap_samples,
-            seed=self.seed,
-            batch_k=self.batch_k,
-        )
+        params = RunParameters.from_flow(self)
+        self.family_overrides = params.family_overrides
+        checked = validate_run_parameters(params)
         self.source = checked.source
         self.families = checked.families
         # Claimed now, so a second run naming the same directory stops here, not after training.
@@ -313,39 +290,18 @@ class TrainFlow(FlowSpec):
     @step
     def train_cpu(self):
         """Fit one CPU candidate on train; evaluate it on validation and test."""
-        self.result = self._fit_and_evaluate_candidate()
+        from reclab.training import train_branch
+
+        train_branch(self, magicdir_path("data") / "encoded")
         self.next(self.collect_cpu)
-
-    def _fit_and_evaluate_candidate(self):
-        """Fit the foreach candidate (``self.input``) on train; its validation and test results."""
-        import time
-
-        from reclab.training import run_candidate
-
-        started = time.perf_counter()
-        try:
-            return run_candidate(
-                self.input,
-                magicdir_path("data") / "encoded",
-                self.user_map,
-                self.item_map,
-                k=self.k,
-                seed=self.seed,
-                bootstrap_samples=self.bootstrap_samples,
-            )
-        finally:
-            # Set also when the candidate fails: @catch keeps it for the failed row.
-            self.elapsed_seconds = time.perf_counter() - started
 
     @magicdir(dir="data")
     @step
     def collect_cpu(self, inputs):
         """Gather the CPU candidates' results and failures (model payloads: each family's best)."""
-        from reclab.training import gather_branches
+        from reclab.training import collect_branches
 
-        # One branch's result in memory at a time; only what the join bundles is kept.
-        self.results, self.failures = gather_branches(inputs, self.validation_metric)
-        self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
+        collect_branches(self, inputs)
         self.next(self.join)
 
     @step
@@ -361,18 +317,18 @@ class TrainFlow(FlowSpec):
     @step
     def train_gpu(self):
         """Fit one GPU candidate on train; evaluate it on validation and test."""
-        self.result = self._fit_and_evaluate_candidate()
+        from reclab.training import train_branch
+
+        train_branch(self, magicdir_path("data") / "encoded")
         self.next(self.collect_gpu)
 
     @magicdir(dir="data")
     @step
     def collect_gpu(self, inputs):
         """Gather the GPU candidates' results and failures (model payloads: each family's best)."""
-        from reclab.training import gather_branches
+        from reclab.training import collect_branches
 
-        # One branch's result in memory at a time; only what the join bundles is kept.
-        self.results, self.failures = gather_branches(inputs, self.validation_metric)
-        self.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
+        collect_branches(self, inputs)
         self.next(self.join)
 
     @card(type="blank", id="leaderboard")
@@ -382,6 +338,7 @@ class TrainFlow(FlowSpec):
         """Rank every candidate by the validation metric and version the best one."""
         from reclab.report import (
             leaderboard_components,
+            leaderboard_text,
             run_report_components,
             sample_user_stories,
         )
@@ -417,31 +374,16 @@ class TrainFlow(FlowSpec):
             current.run.add_tag(f"best_model:{self.best_model_name}")
         except Exception as error:  # noqa: BLE001 - a missing tag must not lose the trained models
             logging.warning("could not tag the run with the best family: %s", error)
-        for component in leaderboard_components(
-            self.leaderboard, self.validation_metric, self.split, self.caveats
-        ):
-            current.card["leaderboard"].append(component)
         stories = sample_user_stories(
             str(magicdir_path("data") / "encoded"), self.best_model, k=self.k, seed=self.seed
         )
-        for component in run_report_components(
+        for component in leaderboard_components(
+            self.leaderboard, self.validation_metric, self.split, self.caveats
+        ) + run_report_components(
             self.leaderboard, self.metric_curves, self.validation_metric, self.k, stories
         ):
             current.card["leaderboard"].append(component)
-        print(
-            self.leaderboard[
-                [
-                    "candidate_id",
-                    "status",
-                    f"valid_{self.validation_metric}",
-                    f"test_{self.validation_metric}",
-                    "elapsed_seconds",
-                    "error_type",
-                ]
-            ].to_string(index=False)
-        )
-        for caveat in self.caveats:
-            print(f"CAVEAT: {caveat}")
+        print(leaderboard_text(self.leaderboard, self.validation_metric, self.caveats))
         self.next(self.batch_score)
 
     @step
@@ -450,12 +392,8 @@ class TrainFlow(FlowSpec):
         from reclab.batch_scoring import default_scores_location, publish_batch_scores
 
         # The run's datastore decides where the cache goes: beside its artifacts by default.
-        datastore_type = self._datastore.TYPE
         location = self.scores_dir or default_scores_location(
-            datastore_type,
-            self._datastore._storage_impl.datastore_root,
-            current.flow_name,
-            current.run_id,
+            *task_datastore(), current.flow_name, current.run_id
         )
         written = publish_batch_scores(
             self.best_model,

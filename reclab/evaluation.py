@@ -504,23 +504,7 @@ def evaluate(
         ValueError: If the model breaks its contract: wrong output shape, an item id outside
             ``[-1, n_items)``, an item listed twice, or one of the user's train items.
     """
-    if isinstance(ks, Integral):
-        raise InputError(f"ks must be a sequence of cut-offs, e.g. ({ks},), got {ks!r}.")
-    ks = sorted({_check_k(k) for k in ks})
-    if not ks:
-        raise InputError("ks must hold at least one cut-off, e.g. (10,).")
-    if interval_ks is None:
-        interval_ks = ks
-    else:
-        if isinstance(interval_ks, Integral):
-            raise InputError(f"interval_ks must be a sequence of cut-offs, got {interval_ks!r}.")
-        interval_ks = sorted({_check_k(k) for k in interval_ks})
-        missing = [k for k in interval_ks if k not in ks]
-        if missing:
-            raise InputError(
-                f"interval_ks {missing} are not among the evaluated cut-offs ks={ks}; add them "
-                "to ks."
-            )
+    ks, interval_ks = _checked_cutoffs(ks, interval_ks)
     for name, value, low in (
         ("n_users", n_users, 0),
         ("n_items", n_items, 1),
@@ -529,22 +513,146 @@ def evaluate(
     ):
         if isinstance(value, bool) or not isinstance(value, Integral) or value < low:
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}.")
-    n_users, n_items = int(n_users), int(n_items)
+    sets = _window_sets(
+        (train_user_idx, train_item_idx), (window_user_idx, window_item_idx), n_users, n_items
+    )
+    counts = sets.counts
+    logger.info(
+        "Evaluating %d users (%d skipped with nothing new, %d cold) at k=%s; "
+        "%.1f%% of relevant pairs are items unseen in train.",
+        counts["evaluated_users"],
+        counts["skipped_users"],
+        counts["cold_users"],
+        ks,
+        100 * counts["unseen_item_share"] if counts["relevant_pairs"] else 0.0,
+    )
+    hits, first_rank = _hits_and_first_ranks(recommend, sets, ks[-1], batch_size)
+    per_k = _metrics_at_cutoffs(hits, sets.n_relevant, ks)
+    metrics = _mean_metrics(per_k, first_rank, ks, sets)
+    per_user, intervals = _per_user_intervals(per_k, sets, interval_ks, bootstrap_samples, seed)
+    if not sets.users.size:
+        logger.warning(
+            "No user could be evaluated: %d window users, %d cold, %d skipped because all their "
+            "window items are already in train. Metrics are NaN.",
+            counts["window_users"],
+            counts["cold_users"],
+            counts["skipped_users"],
+        )
+    return EvaluationResult(metrics=metrics, intervals=intervals, counts=counts, per_user=per_user)
 
-    train_users = _as_index_array("train_user_idx", train_user_idx)
-    train_items = _as_index_array("train_item_idx", train_item_idx)
-    window_users = _as_index_array("window_user_idx", window_user_idx)
-    window_items = _as_index_array("window_item_idx", window_item_idx)
-    if train_users.size != train_items.size:
+
+def _mean_metrics(
+    per_k: dict[int, dict[str, np.ndarray]],
+    first_rank: np.ndarray,
+    ks: list[int],
+    sets: _WindowSets,
+) -> dict[str, float]:
+    """Every metric at every ``k``: per-user means, and coverage from the first ranks."""
+    evaluated = sets.users.size
+    metrics: dict[str, float] = {}
+    for k in ks:
+        for name in METRIC_NAMES:
+            if name == "coverage":
+                value = (first_rank < k).sum() / sets.n_items if evaluated else np.nan
+            else:
+                value = per_k[k][name].mean() if evaluated else np.nan
+            metrics[metric_key(name, k)] = float(value)
+    return metrics
+
+
+def _per_user_intervals(
+    per_k: dict[int, dict[str, np.ndarray]],
+    sets: _WindowSets,
+    interval_ks: list[int],
+    bootstrap_samples: int,
+    seed: int,
+) -> tuple[pd.DataFrame, dict[str, tuple[float, float]]]:
+    """The per-user table and the bootstrap intervals at the ``interval_ks``."""
+    evaluated = sets.users.size
+    columns = {"user_idx": sets.users, "n_relevant": sets.n_relevant.astype(np.int64)}
+    for k in interval_ks:
+        for name in INTERVAL_METRICS:
+            columns[metric_key(name, k)] = per_k[k][name] if evaluated else np.empty(0)
+    per_user = pd.DataFrame(columns)
+    keys = [metric_key(name, k) for k in interval_ks for name in INTERVAL_METRICS]
+    low, high = _bootstrap_intervals(
+        per_user[keys].to_numpy(dtype=np.float64), bootstrap_samples, seed
+    )
+    intervals = {key: (float(lo), float(hi)) for key, lo, hi in zip(keys, low, high, strict=True)}
+    return per_user, intervals
+
+
+def _checked_cutoffs(
+    ks: Sequence[int], interval_ks: Sequence[int] | None
+) -> tuple[list[int], list[int]]:
+    """``ks`` and ``interval_ks`` (None: every ``k``) checked, sorted and de-duplicated."""
+    if isinstance(ks, Integral):
+        raise InputError(f"ks must be a sequence of cut-offs, e.g. ({ks},), got {ks!r}.")
+    ks = sorted({_check_k(k) for k in ks})
+    if not ks:
+        raise InputError("ks must hold at least one cut-off, e.g. (10,).")
+    if interval_ks is None:
+        return ks, ks
+    if isinstance(interval_ks, Integral):
+        raise InputError(f"interval_ks must be a sequence of cut-offs, got {interval_ks!r}.")
+    interval_ks = sorted({_check_k(k) for k in interval_ks})
+    missing = [k for k in interval_ks if k not in ks]
+    if missing:
         raise InputError(
-            f"train_user_idx has {train_users.size} entries but train_item_idx has "
-            f"{train_items.size}; they must be the two columns of the same interactions."
+            f"interval_ks {missing} are not among the evaluated cut-offs ks={ks}; add them to ks."
         )
-    if window_users.size != window_items.size:
-        raise InputError(
-            f"window_user_idx has {window_users.size} entries but window_item_idx has "
-            f"{window_items.size}; they must be the two columns of the same interactions."
-        )
+    return ks, interval_ks
+
+
+@dataclass
+class _WindowSets:
+    """The train and relevant sets of a window, and who is evaluated (see the protocol).
+
+    Attributes:
+        train: ``(n_users, n_items)`` 0/1 CSR of each user's train items.
+        relevant: ``(n_users, n_codes)`` 0/1 CSR of each user's relevant window items.
+        users: The evaluated users, sorted.
+        n_relevant: Their numbers of relevant items.
+        n_items: The catalogue size.
+        counts: The result's ``counts``.
+    """
+
+    train: sp.csr_matrix
+    relevant: sp.csr_matrix
+    users: np.ndarray
+    n_relevant: np.ndarray
+    n_items: int
+    counts: dict[str, int | float]
+
+
+def _window_sets(
+    train: tuple[np.ndarray, np.ndarray],
+    window: tuple[np.ndarray, np.ndarray],
+    n_users: int,
+    n_items: int,
+) -> _WindowSets:
+    """Check the id arrays and build the sets :func:`evaluate` scores against.
+
+    Args:
+        train: ``(train_user_idx, train_item_idx)`` as :func:`evaluate` got them.
+        window: ``(window_user_idx, window_item_idx)`` as :func:`evaluate` got them.
+        n_users: Number of encoded users (checked by the caller).
+        n_items: Number of encoded train items (checked by the caller).
+    """
+    n_users, n_items = int(n_users), int(n_items)
+    train_users = _as_index_array("train_user_idx", train[0])
+    train_items = _as_index_array("train_item_idx", train[1])
+    window_users = _as_index_array("window_user_idx", window[0])
+    window_items = _as_index_array("window_item_idx", window[1])
+    for kind, users, items in (
+        ("train", train_users, train_items),
+        ("window", window_users, window_items),
+    ):
+        if users.size != items.size:
+            raise InputError(
+                f"{kind}_user_idx has {users.size} entries but {kind}_item_idx has "
+                f"{items.size}; they must be the two columns of the same interactions."
+            )
     _check_range("train_user_idx", train_users, 0, n_users)
     _check_range("train_item_idx", train_items, 0, n_items)
     _check_range("window_user_idx", window_users, np.iinfo(np.int64).min, n_users)
@@ -553,15 +661,12 @@ def evaluate(
     n_codes = max(n_items, int(window_items.max()) + 1 if window_items.size else 0)
     cold = window_users < 0
     warm_users = window_users[~cold]
-    warm_items = window_items[~cold]
-
-    train = _binary_csr(train_users, train_items, (n_users, n_codes))
-    window = _binary_csr(warm_users, warm_items, (n_users, n_codes))
+    train_csr = _binary_csr(train_users, train_items, (n_users, n_codes))
+    window_csr = _binary_csr(warm_users, window_items[~cold], (n_users, n_codes))
     # Items the user already has in train are not something left to recommend.
-    relevant = window - window.multiply(train)
+    relevant = window_csr - window_csr.multiply(train_csr)
     relevant.eliminate_zeros()
     relevant = _canonical_csr(relevant)
-    train = train[:, :n_items]
 
     n_relevant_all = np.diff(relevant.indptr)
     warm_window_users = np.unique(warm_users)
@@ -579,60 +684,29 @@ def evaluate(
         "relevant_pairs": relevant_pairs,
         "unseen_item_share": unseen_pairs / relevant_pairs if relevant_pairs else float("nan"),
     }
-    logger.info(
-        "Evaluating %d users (%d skipped with nothing new, %d cold) at k=%s; "
-        "%.1f%% of relevant pairs are items unseen in train.",
-        counts["evaluated_users"],
-        counts["skipped_users"],
-        counts["cold_users"],
-        ks,
-        100 * counts["unseen_item_share"] if relevant_pairs else 0.0,
-    )
+    return _WindowSets(train_csr[:, :n_items], relevant, users, n_relevant, n_items, counts)
 
-    k_max = ks[-1]
+
+def _hits_and_first_ranks(
+    recommend: RecommendFn, sets: _WindowSets, k_max: int, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ask the model for ``k_max`` items per evaluated user, batch by batch.
+
+    Returns:
+        The hit matrix (evaluated users x ``k_max`` booleans) and, per item, the best
+        (0-based) rank at which it is listed for any evaluated user (``k_max`` if never), so
+        coverage at ``k`` counts the items with a first rank below ``k``.
+    """
+    users = sets.users
     hit_batches: list[np.ndarray] = []
-    # first_rank[j]: the best (0-based) rank at which item j is listed for any evaluated user,
-    # so coverage at k counts the items with first_rank < k.
-    first_rank = np.full(n_items, k_max, dtype=np.int64)
+    first_rank = np.full(sets.n_items, k_max, dtype=np.int64)
     for start in range(0, users.size, batch_size):
         batch = users[start : start + batch_size]
-        items = _checked_recommendations(recommend, batch, k_max, n_items, train[batch])
-        hit_batches.append(_in_rows(relevant[batch], items))
+        items = _checked_recommendations(recommend, batch, k_max, sets.n_items, sets.train[batch])
+        hit_batches.append(_in_rows(sets.relevant[batch], items))
         for rank in range(k_max):
             column = items[:, rank]
             column = column[column != PAD_ITEM]
             first_rank[column] = np.minimum(first_rank[column], rank)
     hits = np.concatenate(hit_batches) if hit_batches else np.zeros((0, k_max), dtype=bool)
-    per_k = _metrics_at_cutoffs(hits, n_relevant, ks)
-
-    metrics: dict[str, float] = {}
-    per_user_columns = {"user_idx": users, "n_relevant": n_relevant.astype(np.int64)}
-    for k in ks:
-        for name in METRIC_NAMES:
-            if name == "coverage":
-                value = (first_rank < k).sum() / n_items if users.size else np.nan
-            else:
-                value = per_k[k][name].mean() if users.size else np.nan
-            metrics[metric_key(name, k)] = float(value)
-    for k in interval_ks:
-        for name in INTERVAL_METRICS:
-            per_user_columns[metric_key(name, k)] = per_k[k][name] if users.size else np.empty(0)
-    per_user = pd.DataFrame(per_user_columns)
-
-    interval_keys = [metric_key(name, k) for k in interval_ks for name in INTERVAL_METRICS]
-    low, high = _bootstrap_intervals(
-        per_user[interval_keys].to_numpy(dtype=np.float64), bootstrap_samples, seed
-    )
-    intervals = {
-        key: (float(lo), float(hi)) for key, lo, hi in zip(interval_keys, low, high, strict=True)
-    }
-
-    if not users.size:
-        logger.warning(
-            "No user could be evaluated: %d window users, %d cold, %d skipped because all their "
-            "window items are already in train. Metrics are NaN.",
-            counts["window_users"],
-            counts["cold_users"],
-            counts["skipped_users"],
-        )
-    return EvaluationResult(metrics=metrics, intervals=intervals, counts=counts, per_user=per_user)
+    return hits, first_rank

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reclab.errors import InputError
+from reclab.errors import InputError, parse_json_object
 
 # Four hours: at 10M rows the slowest CPU candidate took 24 min (FINDINGS.md); a fit that hangs
 # still ends, and a run at 25M rows is not cut short by default.
@@ -37,18 +37,7 @@ def parse_limits(text: str | dict[str, Any]) -> dict[str, int]:
         InputError: If the text is not a JSON object, names an unknown key, or the limit is not
             a whole number of seconds >= 1.
     """
-    try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError as error:
-        raise InputError(
-            f"--config-value limits {text!r} is not valid JSON ({error}); expected e.g. "
-            "'{\"candidate_seconds\": 600}'"
-        ) from error
-    if not isinstance(value, dict):
-        raise InputError(
-            f"--config-value limits must be a JSON object such as "
-            f"'{{\"candidate_seconds\": 600}}', got {text!r}"
-        )
+    value = parse_json_object(text, "--config-value limits", '{"candidate_seconds": 600}')
     unknown = sorted(set(value) - set(LIMITS_DEFAULTS))
     if unknown:
         raise InputError(

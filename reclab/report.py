@@ -32,6 +32,24 @@ def leaderboard_components(
     from metaflow.cards import Markdown, VegaChart
 
     succeeded = _succeeded(leaderboard)
+    shown = [c for c in leaderboard.columns if not c.endswith(("_low", "_high"))]
+    table = leaderboard[shown].copy()
+    for name in table.columns:
+        if pd.api.types.is_float_dtype(table[name]):
+            table[name] = table[name].round(4)
+    return [
+        Markdown(_run_header(leaderboard, validation_metric, split, caveats)),
+        VegaChart(_interval_chart(succeeded, validation_metric)),
+        Markdown("## Leaderboard"),
+        frame_table(table),
+    ]
+
+
+def _run_header(
+    leaderboard: pd.DataFrame, validation_metric: str, split: dict, caveats: list[str] | tuple
+) -> str:
+    """The card's opening text: the winner, the split, the caveats, failures and samples."""
+    succeeded = _succeeded(leaderboard)
     failed = leaderboard.drop(succeeded.index)
     best = succeeded.iloc[0]
     column = f"valid_{validation_metric}"
@@ -70,11 +88,12 @@ def leaderboard_components(
             f"\n\n{row['candidate_id']} trained on a sample: {row['train_sample']}."
             for _, row in capped.iterrows()
         )
-    shown = [c for c in leaderboard.columns if not c.endswith(("_low", "_high"))]
-    table = leaderboard[shown].copy()
-    for name in table.columns:
-        if pd.api.types.is_float_dtype(table[name]):
-            table[name] = table[name].round(4)
+    return header
+
+
+def _interval_chart(succeeded: pd.DataFrame, validation_metric: str) -> dict:
+    """Vega-Lite bars of each candidate's validation metric with its bootstrap interval."""
+    column = f"valid_{validation_metric}"
     chart_data = [
         {
             "candidate": f"{row['candidate_id']}",
@@ -84,7 +103,7 @@ def leaderboard_components(
         }
         for _, row in succeeded.iterrows()
     ]
-    spec = {
+    return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": f"Validation {validation_metric} with bootstrap 95% interval",
         "width": 500,
@@ -104,12 +123,29 @@ def leaderboard_components(
             },
         ],
     }
-    return [
-        Markdown(header),
-        VegaChart(spec),
-        Markdown("## Leaderboard"),
-        frame_table(table),
+
+
+def leaderboard_text(
+    leaderboard: pd.DataFrame, validation_metric: str, caveats: list[str] | tuple = ()
+) -> str:
+    """The leaderboard's main columns as text, then one ``CAVEAT:`` line per caveat (the log).
+
+    Args:
+        leaderboard: From :func:`reclab.training.build_leaderboard`.
+        validation_metric: The selection metric, e.g. ``ndcg_at_10``.
+        caveats: What makes the winner less certain.
+    """
+    columns = [
+        "candidate_id",
+        "status",
+        f"valid_{validation_metric}",
+        f"test_{validation_metric}",
+        "elapsed_seconds",
+        "error_type",
     ]
+    lines = [leaderboard[columns].to_string(index=False)]
+    lines += [f"CAVEAT: {caveat}" for caveat in caveats]
+    return "\n".join(lines)
 
 
 def _succeeded(leaderboard: pd.DataFrame) -> pd.DataFrame:
@@ -182,46 +218,63 @@ def run_report_components(
     Returns:
         Metaflow card components, in display order.
     """
+    leaderboard = _succeeded(leaderboard)
+    return (
+        _curve_components(leaderboard, metric_curves)
+        + _fit_time_components(leaderboard, validation_metric)
+        + _bias_components(leaderboard, k)
+        + _story_components(stories or [])
+    )
+
+
+def _curve_components(leaderboard: pd.DataFrame, metric_curves: pd.DataFrame) -> list:
+    """NDCG@K and Recall@K charts of each family's best candidate on the test window."""
     from metaflow.cards import Markdown, VegaChart
 
-    components: list = []
-    leaderboard = _succeeded(leaderboard)
     best_per_family = leaderboard.drop_duplicates("family")[["candidate_id", "family"]]
     curves = metric_curves[
         metric_curves["candidate_id"].isin(best_per_family["candidate_id"])
         & (metric_curves["window"] == "test")
     ]
-    if not curves.empty:
-        components.append(
-            Markdown(
-                "## NDCG@K and Recall@K, K = 1..50 (test window)\n\nEach family's best "
-                "candidate by validation; same evaluator and protocol as the leaderboard."
-            )
+    if curves.empty:
+        return []
+    components: list = [
+        Markdown(
+            "## NDCG@K and Recall@K, K = 1..50 (test window)\n\nEach family's best "
+            "candidate by validation; same evaluator and protocol as the leaderboard."
         )
-        points = [
-            {
-                "family": row.family,
-                "k": int(row.k),
-                "ndcg": _finite(row.ndcg),
-                "recall": _finite(row.recall),
-            }
-            for row in curves.itertuples()
-        ]
-        for metric in ("ndcg", "recall"):
-            components.append(
-                VegaChart(
-                    _chart(
-                        f"Test {metric.upper() if metric == 'ndcg' else 'Recall'}@K per family",
-                        points,
-                        {"type": "line", "point": True},
-                        {
-                            "x": {"field": "k", "type": "quantitative", "title": "K"},
-                            "y": {"field": metric, "type": "quantitative", "title": metric},
-                            "color": {"field": "family", "type": "nominal"},
-                        },
-                    )
+    ]
+    points = [
+        {
+            "family": row.family,
+            "k": int(row.k),
+            "ndcg": _finite(row.ndcg),
+            "recall": _finite(row.recall),
+        }
+        for row in curves.itertuples()
+    ]
+    for metric in ("ndcg", "recall"):
+        components.append(
+            VegaChart(
+                _chart(
+                    f"Test {metric.upper() if metric == 'ndcg' else 'Recall'}@K per family",
+                    points,
+                    {"type": "line", "point": True},
+                    {
+                        "x": {"field": "k", "type": "quantitative", "title": "K"},
+                        "y": {"field": metric, "type": "quantitative", "title": metric},
+                        "color": {"field": "family", "type": "nominal"},
+                    },
                 )
             )
+        )
+    return components
+
+
+def _fit_time_components(leaderboard: pd.DataFrame, validation_metric: str) -> list:
+    """A scatter of each candidate's validation metric against its fit seconds."""
+    from metaflow.cards import Markdown, VegaChart
+
     column = f"valid_{validation_metric}"
     scatter = [
         {
@@ -232,42 +285,52 @@ def run_report_components(
         }
         for _, row in leaderboard.iterrows()
     ]
-    components.append(Markdown("## Quality against fit time"))
-    components.append(
-        VegaChart(
-            _chart(
-                f"Validation {validation_metric} against fit seconds (log scale)",
-                scatter,
-                {"type": "point", "filled": True, "size": 80},
-                {
-                    "x": {
-                        "field": "fit_seconds",
-                        "type": "quantitative",
-                        "scale": {"type": "log"},
-                        "title": "fit seconds",
-                    },
-                    "y": {"field": "value", "type": "quantitative", "title": column},
-                    "color": {"field": "family", "type": "nominal"},
-                    "tooltip": [{"field": "candidate"}, {"field": "value"}],
-                },
-            )
-        )
+    spec = _chart(
+        f"Validation {validation_metric} against fit seconds (log scale)",
+        scatter,
+        {"type": "point", "filled": True, "size": 80},
+        {
+            "x": {
+                "field": "fit_seconds",
+                "type": "quantitative",
+                "scale": {"type": "log"},
+                "title": "fit seconds",
+            },
+            "y": {"field": "value", "type": "quantitative", "title": column},
+            "color": {"field": "family", "type": "nominal"},
+            "tooltip": [{"field": "candidate"}, {"field": "value"}],
+        },
     )
+    return [Markdown("## Quality against fit time"), VegaChart(spec)]
+
+
+def _bias_components(leaderboard: pd.DataFrame, k: int) -> list:
+    """Coverage and popularity share of each family's best candidate (when measured)."""
+    from metaflow.cards import Markdown
+
     share = f"test_popular_share_at_{k}"
     coverage = f"test_coverage_at_{k}"
-    if share in leaderboard and coverage in leaderboard:
-        bias = leaderboard.drop_duplicates("family")[
-            ["family", "candidate_id", coverage, share, f"test_ndcg_at_{k}"]
-        ].round(4)
-        components.append(
-            Markdown(
-                "## Coverage and popularity bias (test, best candidate per family)\n\n"
-                f"`{coverage}`: distinct recommended items / train items. `{share}`: share of "
-                "the recommendations that are among the top 1% most popular train items."
-            )
-        )
-        components.append(frame_table(bias))
-    for story in stories or []:
+    if share not in leaderboard or coverage not in leaderboard:
+        return []
+    bias = leaderboard.drop_duplicates("family")[
+        ["family", "candidate_id", coverage, share, f"test_ndcg_at_{k}"]
+    ].round(4)
+    return [
+        Markdown(
+            "## Coverage and popularity bias (test, best candidate per family)\n\n"
+            f"`{coverage}`: distinct recommended items / train items. `{share}`: share of "
+            "the recommendations that are among the top 1% most popular train items."
+        ),
+        frame_table(bias),
+    ]
+
+
+def _story_components(stories: list[dict]) -> list:
+    """Each sampled user: their recent history, the winner's list and what they watched."""
+    from metaflow.cards import Markdown
+
+    components: list = []
+    for story in stories:
         components.append(
             Markdown(
                 f"## User {story['user_id']}: {story['n_train_items']} train items, "

@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from reclab.encoded import load_train, load_window
-from reclab.errors import CandidatesFailedError, InputError
+from reclab.errors import CandidatesFailedError, InputError, parse_json_object
 from reclab.evaluation import METRIC_NAMES, EvaluationResult, metric_key
 from reclab.evidence import interval_overlaps, selection_caveats
 from reclab.grids import grid_for, load_grids
@@ -329,24 +329,15 @@ def evaluate_candidate(
     ks = tuple(sorted(set(CURVE_KS) | {k}))
     users = np.unique(np.concatenate([w.user_idx[w.user_idx >= 0] for w in windows.values()]))
     started = time.perf_counter()
-    lists, list_scores = recommend_in_batches(model, users, ks[-1], label)
+    lists = TopLists(users, *recommend_in_batches(model, users, ks[-1], label))
     recommend_seconds = time.perf_counter() - started
-    test_lists: list[np.ndarray] = []
-
-    def listed(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.searchsorted(users, user_idx)
-        return lists[rows, :kk], list_scores[rows, :kk]
-
-    def recording(user_idx: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = listed(user_idx, kk)
-        test_lists.append(items[:, :k])
-        return items, scores
-
-    results, rows = {}, []
+    results, curves = {}, []
     for name, window in windows.items():
         started = time.perf_counter()
+        # The test lists the evaluator reads are kept for the popularity bias.
+        lists.recording = name == "test"
         full = train.evaluate_window(
-            recording if name == "test" else listed,
+            lists.recommend,
             window.user_idx,
             window.item_idx,
             ks=ks,
@@ -355,31 +346,67 @@ def evaluate_candidate(
             interval_ks=(k,),
         )
         results[name] = full.at_cutoffs((k,))
-        rows += [
-            {
-                "window": name,
-                "k": kk,
-                "ndcg": full.metrics[metric_key("ndcg", kk)],
-                "recall": full.metrics[metric_key("recall", kk)],
-            }
-            for kk in CURVE_KS
-        ]
-        logger.info(
-            "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users (evaluated in %.1f s)",
-            label,
-            name,
-            k,
-            results[name].metrics[metric_key("ndcg", k)],
-            k,
-            results[name].metrics[metric_key("recall", k)],
-            results[name].counts["evaluated_users"],
-            time.perf_counter() - started,
-        )
+        curves += curve_rows(name, full)
+        _log_window(label, name, results[name], k, time.perf_counter() - started)
     return CandidateEvaluation(
         results=results,
-        curves=pd.DataFrame(rows),
+        curves=pd.DataFrame(curves),
         recommend_seconds=recommend_seconds,
-        popular_share=popular_share(train, test_lists),
+        popular_share=popular_share(train, [items[:, :k] for items in lists.recorded]),
+    )
+
+
+@dataclass
+class TopLists:
+    """Every user's top list, computed once, served to the evaluator like ``recommend``.
+
+    Attributes:
+        users: Sorted user indices with a list.
+        items: Their lists, ``(len(users), K)`` item indices.
+        scores: The scores of those items.
+        recording: Keep what :meth:`recommend` serves in ``recorded``.
+        recorded: The item lists served while ``recording``.
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    recording: bool = False
+    recorded: list[np.ndarray] = field(default_factory=list)
+
+    def recommend(self, user_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``k`` items and scores of the users' lists (``k`` <= K)."""
+        rows = np.searchsorted(self.users, user_idx)
+        items, scores = self.items[rows, :k], self.scores[rows, :k]
+        if self.recording:
+            self.recorded.append(items)
+        return items, scores
+
+
+def curve_rows(window: str, evaluated: EvaluationResult) -> list[dict[str, Any]]:
+    """NDCG and recall at every k of ``CURVE_KS``: one row each, for the report's curves."""
+    return [
+        {
+            "window": window,
+            "k": kk,
+            "ndcg": evaluated.metrics[metric_key("ndcg", kk)],
+            "recall": evaluated.metrics[metric_key("recall", kk)],
+        }
+        for kk in CURVE_KS
+    ]
+
+
+def _log_window(label: str, window: str, result: EvaluationResult, k: int, seconds: float) -> None:
+    logger.info(
+        "%s: %s ndcg@%d=%.4f recall@%d=%.4f over %d users (evaluated in %.1f s)",
+        label,
+        window,
+        k,
+        result.metrics[metric_key("ndcg", k)],
+        k,
+        result.metrics[metric_key("recall", k)],
+        result.counts["evaluated_users"],
+        seconds,
     )
 
 
@@ -619,12 +646,56 @@ def gather_branches(
     return keep_family_best_payloads(results(), validation_metric), failures
 
 
-def run_candidate(candidate: dict | None, *args: Any, **kwargs: Any) -> CandidateResult | None:
-    """:func:`train_and_evaluate` for a foreach branch; the no-op branch (None) returns None."""
-    if candidate is None:
-        logger.info("no candidate on this fan-out: nothing to train")
-        return None
-    return train_and_evaluate(candidate, *args, **kwargs)
+# Per-branch artifacts that differ between the training branches; collect_branches gathers them.
+BRANCH_ARTIFACTS = ["result", "failure", "elapsed_seconds", "_catch_exception"]
+
+
+def train_branch(branch: Any, encoded_dir: str | Path) -> None:
+    """Fit and evaluate a foreach branch's candidate: the one call of both train steps.
+
+    Reads ``input`` (the candidate; None on the no-op branch of an empty fan-out), ``user_map``,
+    ``item_map``, ``k``, ``seed`` and ``bootstrap_samples`` from ``branch`` (the flow in its
+    train step), and sets ``branch.result`` (a :class:`CandidateResult`, None on the no-op
+    branch) and ``branch.elapsed_seconds``. The time is set also when the candidate raises, so
+    ``@catch`` keeps it for the failed leaderboard row.
+
+    Args:
+        branch: Holds the artifacts above; gets ``result`` and ``elapsed_seconds``.
+        encoded_dir: The ``encoded/`` directory written by ``build_workflow``.
+    """
+    started = time.perf_counter()
+    try:
+        if branch.input is None:
+            logger.info("no candidate on this fan-out: nothing to train")
+            branch.result = None
+            return
+        branch.result = train_and_evaluate(
+            branch.input,
+            encoded_dir,
+            branch.user_map,
+            branch.item_map,
+            k=branch.k,
+            seed=branch.seed,
+            bootstrap_samples=branch.bootstrap_samples,
+        )
+    finally:
+        branch.elapsed_seconds = time.perf_counter() - started
+
+
+def collect_branches(join: Any, inputs: Any) -> None:
+    """Gather a fan-out's branches: the one call of both collect steps.
+
+    Sets ``join.results`` and ``join.failures`` (:func:`gather_branches`, by
+    ``join.validation_metric``) and merges the artifacts the branches share into ``join``
+    (those of ``BRANCH_ARTIFACTS`` differ per branch and are left out).
+
+    Args:
+        join: The flow in its collect step (a join step: ``merge_artifacts`` is called on it).
+        inputs: The join step's ``inputs``.
+    """
+    # One branch's result in memory at a time; only what the join bundles is kept.
+    join.results, join.failures = gather_branches(inputs, join.validation_metric)
+    join.merge_artifacts(inputs, exclude=BRANCH_ARTIFACTS)
 
 
 def synthetic_flow_params(
@@ -653,6 +724,46 @@ def synthetic_flow_params(
     }
 
 
+@dataclass(frozen=True)
+class RunParameters:
+    """The flow's parameters that ``start`` validates, named as the flow names them.
+
+    Attributes mirror the flow's parameters (``--data-dir`` is ``data_dir``); see the flow's
+    help texts. The defaults are the flow's, for the optional ones.
+    """
+
+    dataset: str
+    data_dir: str
+    interactions_file: str
+    columns: str
+    synthetic_interactions: int
+    row_sampling: float
+    training_end_date: str
+    validation_end_date: str
+    models: str
+    grid: str
+    grid_file: str
+    k: int
+    validation_metric: str
+    bootstrap_samples: int
+    seed: int
+    batch_k: int = 10
+    synthetic_users: int = 0
+    synthetic_items: int = 0
+    als_engine: str = "implicit"
+    spark_master: str = "local[*]"
+
+    @classmethod
+    def from_flow(cls, flow: Any) -> RunParameters:
+        """Read every field from the flow (in a step) by its parameter's name."""
+        return cls(**{param.name: getattr(flow, param.name) for param in fields(cls)})
+
+    @property
+    def family_overrides(self) -> dict[str, dict[str, Any]]:
+        """Parameters set on every candidate of a family: ``--als-engine``, ``--spark-master``."""
+        return {"als": {"engine": self.als_engine, "spark_master": self.spark_master}}
+
+
 @dataclass
 class CheckedParameters:
     """The flow's parameters after validation, with what ``start`` derives from them."""
@@ -663,28 +774,10 @@ class CheckedParameters:
     gpu_candidates: list[dict]
 
 
-def validate_run_parameters(
-    *,
-    dataset: str,
-    data_dir: str,
-    interactions_file: str,
-    columns: str,
-    synthetic_interactions: int,
-    row_sampling: float,
-    training_end_date: str,
-    validation_end_date: str,
-    models: str,
-    grid: str,
-    grid_file: str,
-    k: int,
-    family_overrides: dict[str, dict[str, Any]] | None = None,
-    validation_metric: str,
-    bootstrap_samples: int,
-    seed: int,
-    batch_k: int = 10,
-    synthetic_users: int = 0,
-    synthetic_items: int = 0,
-) -> CheckedParameters:
+COLUMNS_EXAMPLE = '{"user": "customer", "item": "sku", "timestamp": "ts"}'
+
+
+def validate_run_parameters(params: RunParameters) -> CheckedParameters:
     """Check every flow parameter cheaply, so bad input fails before any expensive work.
 
     Raises:
@@ -692,54 +785,64 @@ def validate_run_parameters(
     """
     from data import resolve_source, validate_split_params
 
-    if k < 1:
-        raise InputError(f"--k must be >= 1, got {k}")
-    if bootstrap_samples < 0:
-        raise InputError(f"--bootstrap-samples must be >= 0, got {bootstrap_samples}")
-    if seed < 0:
-        raise InputError(f"--seed must be >= 0, got {seed}")
-    if not 1 <= batch_k <= 1000:
-        raise InputError(f"--batch-k must be in 1..1000 (items per user cached), got {batch_k}")
-    families = parse_model_list(models)
-    validate_metric(validation_metric, k)
-    validate_split_params(row_sampling, training_end_date or None, validation_end_date or None)
+    _check_numbers(params)
+    families = parse_model_list(params.models)
+    validate_metric(params.validation_metric, params.k)
+    validate_split_params(
+        params.row_sampling, params.training_end_date or None, params.validation_end_date or None
+    )
     column_map = None
-    if columns.strip():
-        try:
-            column_map = json.loads(columns)
-        except json.JSONDecodeError as error:
-            raise InputError(
-                f"--columns is not valid JSON ({error}); expected e.g. "
-                '\'{"user": "customer", "item": "sku", "timestamp": "ts"}\''
-            ) from error
-        if not isinstance(column_map, dict):
-            raise InputError(
-                "--columns must be a JSON object mapping roles to column names or 0-based "
-                'positions, e.g. \'{"user": 0, "item": 1}\''
+    if params.columns.strip():
+        column_map = parse_json_object(
+            params.columns,
+            "--columns",
+            COLUMNS_EXAMPLE,
+            meaning="mapping roles to column names or 0-based positions",
+        )
+    source = resolve_source(
+        params.dataset,
+        data_dir=params.data_dir or None,
+        interactions_file=params.interactions_file or None,
+        columns=column_map,
+        synthetic=(
+            synthetic_flow_params(
+                params.synthetic_interactions,
+                params.synthetic_users,
+                params.synthetic_items,
+                params.seed,
             )
-    if synthetic_interactions < 1:
-        raise InputError(f"--synthetic-interactions must be >= 1, got {synthetic_interactions}")
-    for name, value in (("users", synthetic_users), ("items", synthetic_items)):
+            if params.dataset == "synthetic"
+            else None
+        ),
+    )
+    cpu, gpu = plan_checked_candidates(
+        families, params.grid, params.grid_file or None, params.family_overrides, params.seed
+    )
+    return CheckedParameters(
+        source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
+    )
+
+
+def _check_numbers(params: RunParameters) -> None:
+    """The numeric parameters' ranges (:func:`validate_run_parameters`)."""
+    for name, value, low in (
+        ("k", params.k, 1),
+        ("bootstrap-samples", params.bootstrap_samples, 0),
+        ("seed", params.seed, 0),
+        ("synthetic-interactions", params.synthetic_interactions, 1),
+    ):
+        if value < low:
+            raise InputError(f"--{name} must be >= {low}, got {value}")
+    if not 1 <= params.batch_k <= 1000:
+        raise InputError(
+            f"--batch-k must be in 1..1000 (items per user cached), got {params.batch_k}"
+        )
+    for name, value in (("users", params.synthetic_users), ("items", params.synthetic_items)):
         if value < 0:
             raise InputError(
                 f"--synthetic-{name} must be >= 0 (0 scales with --synthetic-interactions), "
                 f"got {value}"
             )
-    source = resolve_source(
-        dataset,
-        data_dir=data_dir or None,
-        interactions_file=interactions_file or None,
-        columns=column_map,
-        synthetic=(
-            synthetic_flow_params(synthetic_interactions, synthetic_users, synthetic_items, seed)
-            if dataset == "synthetic"
-            else None
-        ),
-    )
-    cpu, gpu = plan_checked_candidates(families, grid, grid_file or None, family_overrides, seed)
-    return CheckedParameters(
-        source=source, families=families, cpu_candidates=cpu, gpu_candidates=gpu
-    )
 
 
 @dataclass

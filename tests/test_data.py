@@ -546,7 +546,7 @@ def test_distinct_pairs_must_fit_and_are_part_of_the_cache_key():
 
 
 def test_flow_synthetic_parameters_scale_with_rows_or_are_given():
-    from reclab.training import synthetic_flow_params, validate_run_parameters
+    from reclab.training import RunParameters, synthetic_flow_params, validate_run_parameters
 
     params = synthetic_flow_params(1_000_000, seed=3)
     assert params["distinct_pairs"] == 1 and params["seed"] == 3
@@ -555,7 +555,7 @@ def test_flow_synthetic_parameters_scale_with_rows_or_are_given():
     assert (given["n_users"], given["n_items"]) == (2_000, 900)
 
     def checked(**synthetic):
-        return validate_run_parameters(
+        params = RunParameters(
             dataset="synthetic",
             data_dir="",
             interactions_file="",
@@ -573,6 +573,7 @@ def test_flow_synthetic_parameters_scale_with_rows_or_are_given():
             seed=42,
             **synthetic,
         )
+        return validate_run_parameters(params)
 
     source = checked(synthetic_users=400, synthetic_items=300).source
     assert (source.params["n_users"], source.params["n_items"]) == (400, 300)

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO_ROOT, point_client_at_session_datastore, run_flow
+from tests.conftest import DATASTORE_ROOT, REPO_ROOT, point_client_at_session_datastore, run_flow
+from tests.test_flow_inputs import run_on_ml100k
 
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds", "elapsed_seconds"]
 
@@ -158,10 +159,8 @@ def test_als_spark_engine_trains_in_the_flow(ml100k_dir) -> None:
     """``--models als --als-engine spark`` trains every ALS grid point with pyspark.ml."""
     from metaflow import Flow
 
-    result = run_flow(
-        "run",
-        "--data-dir",
-        str(ml100k_dir.parent),
+    result = run_on_ml100k(
+        ml100k_dir,
         "--models",
         "als",
         "--als-engine",
@@ -272,3 +271,16 @@ def test_batch_scores_hold_every_known_users_top_k(run) -> None:
         expected = bundle.recommend(user_id, k=10)
         assert rows["rank"].tolist() == list(range(1, 11))
         assert rows["item_id"].tolist() == expected["item_id"].tolist()
+
+
+def test_batch_scores_live_beside_the_run_in_its_datastore(run) -> None:
+    """batch_score reads the run's datastore from its task metadata (public client API)."""
+    from custom_decorators import task_datastore
+    from reclab.batch_scoring import default_scores_location
+
+    ds_type, ds_root = task_datastore(run["batch_score"].task)
+    assert ds_type == "local" and ds_root.startswith(DATASTORE_ROOT)
+    assert run.data.batch_scores_location == default_scores_location(
+        ds_type, ds_root, "TrainFlow", run.id
+    )
+    assert run.data.batch_scores_location.startswith(DATASTORE_ROOT)

@@ -30,6 +30,11 @@ def bad_files(tmp_path_factory, ml100k_dir):
     return root
 
 
+def run_on_ml100k(ml100k_dir, *args: str, timeout: int = 900):
+    """``flows/train.py run`` on the MovieLens-100k files, with more arguments."""
+    return run_flow("run", "--data-dir", str(ml100k_dir.parent), *args, timeout=timeout)
+
+
 def _file_args(path, columns='{"user": "customer", "item": "sku"}') -> list[str]:
     return ["--dataset", "file", "--interactions-file", str(path), "--columns", columns]
 
@@ -67,8 +72,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_fails_in_start(case, bad_files, ml100k_dir) -> None:
     make_args, message = CASES[case]
-    args = ["--data-dir", str(ml100k_dir.parent), *make_args(bad_files, ml100k_dir)]
-    result = run_flow("run", *args, timeout=300)
+    result = run_on_ml100k(ml100k_dir, *make_args(bad_files, ml100k_dir), timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Bad input" in output and message in output, output[-3000:]
@@ -76,10 +80,8 @@ def test_bad_input_fails_in_start(case, bad_files, ml100k_dir) -> None:
 
 
 def test_empty_window_fails_before_training(ml100k_dir) -> None:
-    result = run_flow(
-        "run",
-        "--data-dir",
-        str(ml100k_dir.parent),
+    result = run_on_ml100k(
+        ml100k_dir,
         "--training-end-date",
         "1997-01-01",
         "--validation-end-date",

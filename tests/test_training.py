@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -153,10 +154,21 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
         return model_recommend(user_idx, kk, exclude_seen=exclude_seen)
 
     model.recommend = counted
+    evaluator_calls: list[int] = []
+    evaluate_window = train.evaluate_window
+
+    def counted_evaluator(recommend, user_idx, item_idx, **options):
+        evaluator_calls.append(len(user_idx))
+        return evaluate_window(recommend, user_idx, item_idx, **options)
+
+    train.evaluate_window = counted_evaluator
     evaluated = evaluate_candidate(model, train, windows, k, samples, seed)
     model.recommend = model_recommend
+    del train.evaluate_window
     # one recommend call: each warm user of either window once (< RECOMMEND_BATCH users)
     assert calls == [50]
+    # one evaluator call per window, with every cut-off
+    assert evaluator_calls == [len(windows["valid"].user_idx), len(windows["test"].user_idx)]
 
     for name, window in windows.items():
         old = train.evaluate_window(
@@ -226,3 +238,137 @@ def test_collect_keeps_exactly_the_payloads_the_join_bundles() -> None:
     board = build_leaderboard(kept, "ndcg_at_10")
     first_of_family = board.drop_duplicates("family")["candidate_id"]
     assert set(first_of_family) == {cid for cid, payload in payloads.items() if payload}
+
+
+def _encoded(tmp_path, train) -> Path:
+    """``encoded/`` as build_workflow writes it, for the planted users."""
+    encoded = tmp_path / "encoded"
+    encoded.mkdir()
+    pd.DataFrame(
+        {
+            "user_idx": train.user_idx,
+            "item_idx": train.item_idx,
+            "weight": train.weight,
+            "ts": np.full(len(train.user_idx), np.nan),
+        }
+    ).to_parquet(encoded / "train.parquet")
+    for seed, name in ((1, "valid"), (2, "test")):
+        window = _window(train, seed, name)
+        pd.DataFrame({"user_idx": window.user_idx, "item_idx": window.item_idx}).to_parquet(
+            encoded / f"{name}.parquet"
+        )
+    return encoded
+
+
+def test_train_branch_sets_the_result_and_the_time_also_on_failure(tmp_path) -> None:
+    """Both train steps' one call: a result, the no-op branch's None, and a failure's time."""
+    from types import SimpleNamespace
+
+    from reclab.training import train_and_evaluate, train_branch
+
+    train = planted_clusters(n_users=60, n_items=40)
+    encoded = _encoded(tmp_path, train)
+    maps = {
+        "user_map": IdMap("user_id", np.arange(train.n_users), 3),
+        "item_map": IdMap("item_id", train.item_ids, 3),
+    }
+    candidate = {"candidate_id": "popularity-0", "family": "popularity", "params": {}}
+    branch = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    train_branch(branch, encoded)
+    assert isinstance(branch.result, CandidateResult)
+    assert branch.result.candidate == candidate and branch.elapsed_seconds > 0
+    direct = train_and_evaluate(candidate, encoded, k=5, seed=3, bootstrap_samples=20, **maps)
+    assert branch.result.valid.metrics == direct.valid.metrics
+    assert branch.result.test.intervals == direct.test.intervals
+
+    no_op = SimpleNamespace(input=None, k=5, seed=3, bootstrap_samples=20, **maps)
+    train_branch(no_op, encoded)
+    assert no_op.result is None and no_op.elapsed_seconds >= 0
+
+    failing = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    with pytest.raises(FileNotFoundError):
+        train_branch(failing, tmp_path / "missing")
+    assert not hasattr(failing, "result") and failing.elapsed_seconds >= 0
+
+
+def test_collect_branches_gathers_and_merges_all_but_the_branch_artifacts() -> None:
+    """Both collect steps' one call: results and failures set, shared artifacts merged."""
+    from types import SimpleNamespace
+
+    from reclab.training import BRANCH_ARTIFACTS, collect_branches
+
+    merged = []
+    join = SimpleNamespace(
+        validation_metric="ndcg_at_10",
+        merge_artifacts=lambda inputs, exclude: merged.append((inputs, exclude)),
+    )
+    branches = [
+        SimpleNamespace(input=_result("a", 0.1).candidate, result=_result("a", 0.1)),
+        SimpleNamespace(input=_result("b", 0.3).candidate, failure=ValueError("boom")),
+        SimpleNamespace(input=None, result=None),
+    ]
+    collect_branches(join, branches)
+    assert [r.candidate["candidate_id"] for r in join.results] == ["a"]
+    assert [(f.candidate["candidate_id"], f.error) for f in join.failures] == [("b", "boom")]
+    assert merged == [(branches, BRANCH_ARTIFACTS)]
+    assert {"result", "failure", "elapsed_seconds"} <= set(BRANCH_ARTIFACTS)
+
+
+def _flow_parameters(**changes):
+    """What ``start`` sees: every flow parameter by name, plus ones it does not validate."""
+    from types import SimpleNamespace
+
+    values = {
+        "dataset": "synthetic",
+        "data_dir": "",
+        "interactions_file": "",
+        "columns": "",
+        "synthetic_interactions": 20_000,
+        "synthetic_users": 0,
+        "synthetic_items": 0,
+        "row_sampling": 100.0,
+        "training_end_date": "",
+        "validation_end_date": "",
+        "models": "popularity,als",
+        "grid": "quick",
+        "grid_file": "",
+        "als_engine": "implicit",
+        "spark_master": "local[*]",
+        "k": 10,
+        "batch_k": 10,
+        "scores_dir": "",
+        "validation_metric": "ndcg_at_10",
+        "seed": 42,
+        "bootstrap_samples": 100,
+    }
+    return SimpleNamespace(**{**values, **changes})
+
+
+def test_start_reads_the_parameters_by_name_and_checks_them_at_once() -> None:
+    from dataclasses import replace
+
+    from reclab.training import RunParameters, validate_run_parameters
+
+    params = RunParameters.from_flow(_flow_parameters(als_engine="spark"))
+    assert params.dataset == "synthetic" and params.bootstrap_samples == 100
+    assert params.family_overrides == {"als": {"engine": "spark", "spark_master": "local[*]"}}
+    checked = validate_run_parameters(params)
+    assert checked.families == ["popularity", "als"]
+    assert {c["family"] for c in checked.cpu_candidates} == {"popularity", "als"}
+    assert all(
+        c["params"]["engine"] == "spark" for c in checked.cpu_candidates if c["family"] == "als"
+    )
+    for change, message in (
+        ({"k": 0}, "--k must be >= 1"),
+        ({"bootstrap_samples": -1}, "--bootstrap-samples must be >= 0"),
+        ({"seed": -1}, "--seed must be >= 0"),
+        ({"batch_k": 1001}, "--batch-k must be in 1..1000"),
+        ({"synthetic_interactions": 0}, "--synthetic-interactions must be >= 1"),
+        ({"synthetic_items": -2}, "--synthetic-items must be >= 0"),
+        ({"columns": "{oops"}, "--columns '{oops' is not valid JSON"),
+        ({"columns": "[1]"}, "--columns must be a JSON object mapping roles"),
+        ({"models": "nope"}, "unknown model family"),
+        ({"validation_metric": "ndcg_at_5"}, "ndcg_at_10"),
+    ):
+        with pytest.raises(InputError, match=message):
+            validate_run_parameters(replace(params, **change))

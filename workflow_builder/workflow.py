@@ -52,14 +52,12 @@ class BuiltWorkflow:
         item_map: Raw item id <-> item_idx.
         user_features: Categorical/continuous user feature columns fed to NVTabular.
         item_features: Categorical/continuous item feature columns fed to NVTabular.
-        rows: Rows written per window.
     """
 
     user_map: IdMap
     item_map: IdMap
     user_features: list[str] = field(default_factory=list)
     item_features: list[str] = field(default_factory=list)
-    rows: dict[str, int] = field(default_factory=dict)
 
 
 def _feature_columns(schema: pd.Series, prefix: str) -> tuple[list[str], list[str]]:
@@ -92,28 +90,24 @@ def make_workflow(columns: pd.Series, category_dir: Path):
     from nvtabular import ops
 
     out_path = str(category_dir)
-    user_cat, user_cont = _feature_columns(columns, "user_")
-    item_cat, item_cont = _feature_columns(columns, "item_")
+    features = {prefix: _feature_columns(columns, prefix) for prefix in ("user_", "item_")}
+    tags = {
+        "user_": (ops.TagAsUserFeatures, Tags.USER),
+        "item_": (ops.TagAsItemFeatures, Tags.ITEM),
+    }
     graph = [USER_ID] >> ops.Categorify(out_path=out_path) >> ops.TagAsUserID()
     graph += [ITEM_ID] >> ops.Categorify(out_path=out_path) >> ops.TagAsItemID()
-    if user_cat:
-        graph += user_cat >> ops.Categorify(out_path=out_path) >> ops.TagAsUserFeatures()
-    if item_cat:
-        graph += item_cat >> ops.Categorify(out_path=out_path) >> ops.TagAsItemFeatures()
-    if user_cont:
-        graph += (
-            user_cont
-            >> ops.FillMedian()
-            >> ops.Normalize()
-            >> ops.AddTags([Tags.USER, Tags.CONTINUOUS])
-        )
-    if item_cont:
-        graph += (
-            item_cont
-            >> ops.FillMedian()
-            >> ops.Normalize()
-            >> ops.AddTags([Tags.ITEM, Tags.CONTINUOUS])
-        )
+    for prefix, (categorical, _) in features.items():
+        if categorical:
+            graph += categorical >> ops.Categorify(out_path=out_path) >> tags[prefix][0]()
+    for prefix, (_, continuous) in features.items():
+        if continuous:
+            graph += (
+                continuous
+                >> ops.FillMedian()
+                >> ops.Normalize()
+                >> ops.AddTags([tags[prefix][1], Tags.CONTINUOUS])
+            )
     graph += ["weight"]
     return nvt.Workflow(graph)
 
@@ -190,16 +184,7 @@ def build_workflow(
 
     started = time.perf_counter()
     columns = _read_schema(split_dir / "train.parquet")
-    if with_features:
-        workflow = make_workflow(columns.drop(labels=["ts"], errors="ignore"), nvt_dir)
-        workflow.fit(Dataset(str(split_dir / "train.parquet"), cpu=True, part_size=PART_SIZE))
-    else:
-        id_columns = [USER_ID, ITEM_ID, "weight"]
-        workflow = make_workflow(columns[id_columns], nvt_dir)
-        ids = pq.read_table(split_dir / "train.parquet", columns=id_columns).to_pandas()
-        workflow.fit(Dataset(ids, cpu=True))
-        del ids
-    workflow.save(str(nvt_dir / "workflow"))
+    workflow = _fit_workflow(split_dir / "train.parquet", columns, nvt_dir, with_features)
     categories = nvt_dir / "workflow" / "categories"
     user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
     item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
@@ -210,8 +195,6 @@ def build_workflow(
         len(item_map),
         time.perf_counter() - started,
     )
-
-    rows = {}
     for window in WINDOWS:
         started = time.perf_counter()
         source = split_dir / f"{window}.parquet"
@@ -220,7 +203,6 @@ def build_workflow(
             workflow.transform(dataset).to_parquet(str(nvt_dir / window), output_files=1)
         frame = pd.read_parquet(source, columns=[USER_ID, ITEM_ID, "weight", "ts"])
         encode_window(frame, user_map, item_map).to_parquet(encoded_dir / f"{window}.parquet")
-        rows[window] = len(frame)
         logger.info(
             "encoded %s: %d rows (%.1f s)", window, len(frame), time.perf_counter() - started
         )
@@ -229,7 +211,7 @@ def build_workflow(
             (split_dir / f"{window}.parquet").unlink()
 
     if not with_features:
-        return BuiltWorkflow(user_map=user_map, item_map=item_map, rows=rows)
+        return BuiltWorkflow(user_map=user_map, item_map=item_map)
     user_cat, user_cont = _feature_columns(columns, "user_")
     item_cat, item_cont = _feature_columns(columns, "item_")
     return BuiltWorkflow(
@@ -237,5 +219,28 @@ def build_workflow(
         item_map=item_map,
         user_features=user_cat + user_cont,
         item_features=item_cat + item_cont,
-        rows=rows,
     )
+
+
+def _fit_workflow(train_path: Path, columns: pd.Series, nvt_dir: Path, with_features: bool):
+    """Fit the workflow on the train window and save it to ``nvt_dir/workflow``.
+
+    With features, NVTabular reads the whole window in partitions; without, only the id
+    columns (and the weight it passes through) are read, with pyarrow.
+
+    Returns:
+        The fitted ``nvtabular.Workflow``.
+    """
+    from merlin.io import Dataset
+
+    if with_features:
+        workflow = make_workflow(columns.drop(labels=["ts"], errors="ignore"), nvt_dir)
+        workflow.fit(Dataset(str(train_path), cpu=True, part_size=PART_SIZE))
+    else:
+        id_columns = [USER_ID, ITEM_ID, "weight"]
+        workflow = make_workflow(columns[id_columns], nvt_dir)
+        ids = pq.read_table(train_path, columns=id_columns).to_pandas()
+        workflow.fit(Dataset(ids, cpu=True))
+        del ids
+    workflow.save(str(nvt_dir / "workflow"))
+    return workflow
