@@ -55,7 +55,7 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from bench_io import PeakMemory, read_inputs, read_recs, timed, write_outputs  # noqa: E402
+from bench_io import Measurement, read_inputs, read_recs, timed, write_outputs  # noqa: E402
 
 REFERENCE_VENV = BENCH_DIR / ".venv-reference"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -88,28 +88,30 @@ class Run:
     scale: bool = False
 
 
+def _sar_run(similarity: str, library_similarity: str, scale: bool = False) -> Run:
+    """SAR with a 30-day decay against Microsoft Recommenders' SAR with the same similarity.
+
+    Args:
+        similarity: Our name of the similarity.
+        library_similarity: The library's name of it (its ``similarity_type``).
+        scale: Part of the synthetic scale run.
+    """
+    return Run(
+        f"sar_{similarity}",
+        "sar",
+        f"sar {similarity}, 30-day decay",
+        "reclab.models.sar:SARRecommender",
+        {"similarity": similarity, "time_decay_half_life_days": 30},
+        ["reference_sar.py", "--similarity", library_similarity, "--half-life-days", "30"],
+        "reference",
+        compare_lists=True,
+        scale=scale,
+    )
+
+
 RUNS: tuple[Run, ...] = (
-    Run(
-        "sar_jaccard",
-        "sar",
-        "sar jaccard, 30-day decay",
-        "reclab.models.sar:SARRecommender",
-        {"similarity": "jaccard", "time_decay_half_life_days": 30},
-        ["reference_sar.py", "--similarity", "jaccard", "--half-life-days", "30"],
-        "reference",
-        compare_lists=True,
-        scale=True,
-    ),
-    Run(
-        "sar_counts",
-        "sar",
-        "sar counts, 30-day decay",
-        "reclab.models.sar:SARRecommender",
-        {"similarity": "counts", "time_decay_half_life_days": 30},
-        ["reference_sar.py", "--similarity", "cooccurrence", "--half-life-days", "30"],
-        "reference",
-        compare_lists=True,
-    ),
+    _sar_run("jaccard", "jaccard", scale=True),
+    _sar_run("counts", "cooccurrence"),
     Run(
         "als_implicit",
         "als",
@@ -223,21 +225,11 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
     model = cls(**params)
     # The user x item matrix is input preparation, as the references build theirs before timing.
     _ = train.matrix
-    with PeakMemory() as memory:
-        _, fit_seconds = timed(model.fit, train)
-        (items, scores), recommend_seconds = timed(
-            model.recommend, users, int(meta["k"]), exclude_seen=True
-        )
-    write_outputs(
-        out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes=f"{target}({json.dumps(params)})",
-    )
+    k = int(meta["k"])
+    with Measurement() as measured:
+        measured.fit(model.fit, train)
+        items, scores = measured.recommend(model.recommend, users, k, exclude_seen=True)
+    write_outputs(out_dir, users, items, scores, measured, f"{target}({json.dumps(params)})")
 
 
 # --------------------------------------------------------------------------------------------
