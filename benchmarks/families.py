@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -56,6 +56,9 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from bench_io import Measurement, read_inputs, read_recs, timed, write_outputs  # noqa: E402
+
+if TYPE_CHECKING:
+    from data.source import Source
 
 REFERENCE_VENV = BENCH_DIR / ".venv-reference"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -242,6 +245,26 @@ def default_data_dir() -> str:
     return os.environ.get("RECLAB_DATA_DIR", "").strip() or str(REPO.parent / "shared" / "data")
 
 
+def benchmark_source(args: argparse.Namespace) -> Source:
+    """The dataset of the command line: MovieLens-100k, or synthetic rows of either shape."""
+    from data import resolve_source
+
+    if args.synthetic_rows and args.movielens_shape:
+        from reclab.training import synthetic_flow_params
+
+        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
+        return resolve_source("synthetic", synthetic=synthetic)
+    if args.synthetic_rows:
+        synthetic = {
+            "n_interactions": args.synthetic_rows,
+            "n_items": args.synthetic_items,
+            "n_users": args.synthetic_users,
+            "seed": args.seed,
+        }
+        return resolve_source("synthetic", synthetic=synthetic)
+    return resolve_source("movielens-100k", data_dir=args.data_dir)
+
+
 def prepare_inputs(
     args: argparse.Namespace, work: Path, with_features: bool = True
 ) -> dict[str, Any]:
@@ -256,24 +279,10 @@ def prepare_inputs(
     Returns:
         ``encoded_dir``, ``input_dir``, ``n_users``, ``n_items``, ``users`` and ``split`` info.
     """
-    from data import prepare_dataset, resolve_source
+    from data import prepare_dataset
     from workflow_builder import build_workflow
 
-    if args.synthetic_rows and args.movielens_shape:
-        from reclab.training import synthetic_flow_params
-
-        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
-        source = resolve_source("synthetic", synthetic=synthetic)
-    elif args.synthetic_rows:
-        synthetic = {
-            "n_interactions": args.synthetic_rows,
-            "n_items": args.synthetic_items,
-            "n_users": args.synthetic_users,
-            "seed": args.seed,
-        }
-        source = resolve_source("synthetic", synthetic=synthetic)
-    else:
-        source = resolve_source("movielens-100k", data_dir=args.data_dir)
+    source = benchmark_source(args)
     log(f"preparing {source.name} with data.prepare_dataset (fetching/generating if needed)")
     info, seconds = timed(prepare_dataset, source, work / "split", seed=args.seed)
     log(
