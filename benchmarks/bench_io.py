@@ -11,6 +11,11 @@ writes one output directory:
     <out>/recs.parquet     user_idx, rank (0-based), item_idx, score: the top-k lists
     <out>/stats.json       fit_seconds, recommend_seconds, peak_rss_mb, memory_method, notes
 
+Every worker (``families.py --worker`` and each ``reference_*.py``) reads its command line with
+:func:`reference_args`, fits and recommends inside one :class:`Measurement` and writes with
+:func:`write_outputs`; libraries that return long ``(user, item, score)`` rows turn them into
+the top-k matrix with :func:`top_k_matrix`.
+
 This module needs only the standard library, NumPy and pandas (with pyarrow), so the reference
 virtual environment (``benchmarks/.venv-reference``) imports it too.
 
@@ -23,18 +28,22 @@ between samples are still caught for the Python process itself.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 MEMORY_METHOD = "RSS delta over the pre-fit RSS (process + children; /proc every 10 ms + ru_maxrss)"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+T = TypeVar("T")
 
 
 def _rss_bytes(pid: int | str) -> int:
@@ -108,6 +117,70 @@ class PeakMemory:
         self.peak_mb = (peak - self._baseline) / 2**20
 
 
+class Measurement(PeakMemory):
+    """Peak memory over a ``with`` block, and the wall time of the fit and recommend calls in it.
+
+    ``fit`` and ``recommend`` call a function and add its wall time to ``fit_seconds`` /
+    ``recommend_seconds`` (a library recommending in batches calls ``recommend`` once a batch);
+    anything else in the block, such as input preparation, counts towards memory only.
+
+    Attributes:
+        fit_seconds: Wall time of the ``fit`` calls.
+        recommend_seconds: Wall time of the ``recommend`` calls.
+        peak_mb: Peak RSS increase over the block, in MiB (set on exit).
+    """
+
+    def __init__(self, interval: float = 0.01) -> None:
+        super().__init__(interval)
+        self.fit_seconds = 0.0
+        self.recommend_seconds = 0.0
+
+    def __enter__(self) -> Measurement:
+        super().__enter__()
+        return self
+
+    def fit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn(*args, **kwargs)``, timed as fit; return its result."""
+        result, seconds = timed(fn, *args, **kwargs)
+        self.fit_seconds += seconds
+        return result
+
+    def recommend(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``fn(*args, **kwargs)``, timed as recommend; return its result."""
+        result, seconds = timed(fn, *args, **kwargs)
+        self.recommend_seconds += seconds
+        return result
+
+
+def reference_args(
+    doc: str, helps: dict[str, str] | None = None, **defaults: Any
+) -> argparse.Namespace:
+    """Parse a worker's command line: ``INPUT_DIR OUT_DIR`` and one option per default.
+
+    Each keyword becomes an option named with dashes (``reg_param=0.05`` is ``--reg-param``) of
+    the default's type; a ``False`` default is a flag (``no_reject=False`` is ``--no-reject``).
+
+    Args:
+        doc: The script's docstring; its first line describes the command.
+        helps: Help text of some options, by keyword name.
+        **defaults: The options and their defaults.
+
+    Returns:
+        The parsed arguments: ``input_dir``, ``out_dir`` and the options.
+    """
+    helps = helps or {}
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("input_dir")
+    parser.add_argument("out_dir")
+    for name, default in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        if default is False:
+            parser.add_argument(flag, action="store_true", help=helps.get(name))
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=helps.get(name))
+    return parser.parse_args()
+
+
 def read_inputs(input_dir: str | Path) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The encoded train interactions, the users to recommend for, and ``meta.json``."""
     input_dir = Path(input_dir)
@@ -122,9 +195,7 @@ def write_outputs(
     users: np.ndarray,
     items: np.ndarray,
     scores: np.ndarray,
-    fit_seconds: float,
-    recommend_seconds: float,
-    peak_mb: float,
+    measurement: Measurement,
     notes: str = "",
 ) -> None:
     """Write ``recs.parquet`` (one row per non-padding entry) and ``stats.json``.
@@ -135,9 +206,8 @@ def write_outputs(
         items: Encoded items, shape (n, k), best first; -1 is padding.
         scores: Scores, shape (n, k); an entry with a non-finite score (a masked train item
             that a library returned to fill the list) is padding too.
-        fit_seconds: Wall time of fit.
-        recommend_seconds: Wall time of recommending for all ``users``.
-        peak_mb: Peak RSS increase during fit + recommend, MiB.
+        measurement: Fit and recommend seconds (recommending for all ``users``) and the peak
+            RSS increase over both, MiB.
         notes: Free text about what was timed.
     """
     out_dir = Path(out_dir)
@@ -155,29 +225,66 @@ def write_outputs(
         }
     ).to_parquet(out_dir / "recs.parquet", index=False)
     stats = {
-        "fit_seconds": fit_seconds,
-        "recommend_seconds": recommend_seconds,
-        "peak_rss_mb": peak_mb,
+        "fit_seconds": measurement.fit_seconds,
+        "recommend_seconds": measurement.recommend_seconds,
+        "peak_rss_mb": measurement.peak_mb,
         "memory_method": MEMORY_METHOD,
         "notes": notes,
     }
     (out_dir / "stats.json").write_text(json.dumps(stats, indent=2) + "\n", encoding="utf-8")
 
 
+def _rows_of(users: np.ndarray, row_users: np.ndarray, what: str) -> np.ndarray:
+    """Position in ``users`` of each entry of ``row_users`` (``what`` names them in errors)."""
+    position = pd.Series(np.arange(len(users)), index=users)
+    rows = position.reindex(np.asarray(row_users)).to_numpy()
+    if np.isnan(rows.astype(np.float64)).any():
+        raise ValueError(f"{what} lists users that were not asked for")
+    return rows.astype(np.int64)
+
+
+def top_k_matrix(
+    users: np.ndarray,
+    k: int,
+    row_users: np.ndarray,
+    row_items: np.ndarray,
+    row_scores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k matrices from long recommendation rows listed best first within each user.
+
+    Args:
+        users: The users asked for, shape (n,).
+        k: List length.
+        row_users: User of each row; a user's rows are best first, at most ``k`` of them.
+        row_items: Item of each row.
+        row_scores: Score of each row.
+
+    Returns:
+        ``(items, scores)``, shape (n, k), rows in ``users`` order; -1 / -inf padded.
+
+    Raises:
+        ValueError: If a row's user was not asked for.
+    """
+    rank = pd.Series(np.asarray(row_users)).groupby(np.asarray(row_users)).cumcount().to_numpy()
+    rows = _rows_of(users, row_users, "the recommendations")
+    items = np.full((len(users), k), -1, dtype=np.int64)
+    scores = np.full((len(users), k), -np.inf)
+    items[rows, rank] = np.asarray(row_items)
+    scores[rows, rank] = np.asarray(row_scores)
+    return items, scores
+
+
 def read_recs(out_dir: str | Path, users: np.ndarray, k: int) -> np.ndarray:
     """Top-k matrix (len(users), k) from ``recs.parquet``, rows in ``users`` order, -1 padded."""
     recs = pd.read_parquet(Path(out_dir) / "recs.parquet")
     recs = recs[recs["rank"] < k]
-    position = pd.Series(np.arange(len(users)), index=users)
     items = np.full((len(users), k), -1, dtype=np.int64)
-    rows = position.reindex(recs["user_idx"].to_numpy()).to_numpy()
-    if np.isnan(rows.astype(np.float64)).any():
-        raise ValueError("recs.parquet lists users that were not asked for")
-    items[rows.astype(np.int64), recs["rank"].to_numpy()] = recs["item_idx"].to_numpy()
+    rows = _rows_of(users, recs["user_idx"].to_numpy(), "recs.parquet")
+    items[rows, recs["rank"].to_numpy()] = recs["item_idx"].to_numpy()
     return items
 
 
-def timed(fn, *args, **kwargs):
+def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     """Call ``fn`` and return ``(result, seconds)``."""
     started = time.perf_counter()
     result = fn(*args, **kwargs)

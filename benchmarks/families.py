@@ -46,7 +46,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -55,7 +55,10 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from bench_io import PeakMemory, read_inputs, read_recs, timed, write_outputs  # noqa: E402
+from bench_io import Measurement, read_inputs, read_recs, timed, write_outputs  # noqa: E402
+
+if TYPE_CHECKING:
+    from data.source import Source
 
 REFERENCE_VENV = BENCH_DIR / ".venv-reference"
 RESULTS_DIR = BENCH_DIR / "results"
@@ -88,28 +91,30 @@ class Run:
     scale: bool = False
 
 
+def _sar_run(similarity: str, library_similarity: str, scale: bool = False) -> Run:
+    """SAR with a 30-day decay against Microsoft Recommenders' SAR with the same similarity.
+
+    Args:
+        similarity: Our name of the similarity.
+        library_similarity: The library's name of it (its ``similarity_type``).
+        scale: Part of the synthetic scale run.
+    """
+    return Run(
+        f"sar_{similarity}",
+        "sar",
+        f"sar {similarity}, 30-day decay",
+        "reclab.models.sar:SARRecommender",
+        {"similarity": similarity, "time_decay_half_life_days": 30},
+        ["reference_sar.py", "--similarity", library_similarity, "--half-life-days", "30"],
+        "reference",
+        compare_lists=True,
+        scale=scale,
+    )
+
+
 RUNS: tuple[Run, ...] = (
-    Run(
-        "sar_jaccard",
-        "sar",
-        "sar jaccard, 30-day decay",
-        "reclab.models.sar:SARRecommender",
-        {"similarity": "jaccard", "time_decay_half_life_days": 30},
-        ["reference_sar.py", "--similarity", "jaccard", "--half-life-days", "30"],
-        "reference",
-        compare_lists=True,
-        scale=True,
-    ),
-    Run(
-        "sar_counts",
-        "sar",
-        "sar counts, 30-day decay",
-        "reclab.models.sar:SARRecommender",
-        {"similarity": "counts", "time_decay_half_life_days": 30},
-        ["reference_sar.py", "--similarity", "cooccurrence", "--half-life-days", "30"],
-        "reference",
-        compare_lists=True,
-    ),
+    _sar_run("jaccard", "jaccard", scale=True),
+    _sar_run("counts", "cooccurrence"),
     Run(
         "als_implicit",
         "als",
@@ -223,21 +228,11 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
     model = cls(**params)
     # The user x item matrix is input preparation, as the references build theirs before timing.
     _ = train.matrix
-    with PeakMemory() as memory:
-        _, fit_seconds = timed(model.fit, train)
-        (items, scores), recommend_seconds = timed(
-            model.recommend, users, int(meta["k"]), exclude_seen=True
-        )
-    write_outputs(
-        out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes=f"{target}({json.dumps(params)})",
-    )
+    k = int(meta["k"])
+    with Measurement() as measured:
+        measured.fit(model.fit, train)
+        items, scores = measured.recommend(model.recommend, users, k, exclude_seen=True)
+    write_outputs(out_dir, users, items, scores, measured, f"{target}({json.dumps(params)})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,6 +243,26 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
 def default_data_dir() -> str:
     """``$RECLAB_DATA_DIR`` if set, else ``../shared/data`` beside the repository."""
     return os.environ.get("RECLAB_DATA_DIR", "").strip() or str(REPO.parent / "shared" / "data")
+
+
+def benchmark_source(args: argparse.Namespace) -> Source:
+    """The dataset of the command line: MovieLens-100k, or synthetic rows of either shape."""
+    from data import resolve_source
+
+    if args.synthetic_rows and args.movielens_shape:
+        from reclab.training import synthetic_flow_params
+
+        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
+        return resolve_source("synthetic", synthetic=synthetic)
+    if args.synthetic_rows:
+        synthetic = {
+            "n_interactions": args.synthetic_rows,
+            "n_items": args.synthetic_items,
+            "n_users": args.synthetic_users,
+            "seed": args.seed,
+        }
+        return resolve_source("synthetic", synthetic=synthetic)
+    return resolve_source("movielens-100k", data_dir=args.data_dir)
 
 
 def prepare_inputs(
@@ -264,24 +279,10 @@ def prepare_inputs(
     Returns:
         ``encoded_dir``, ``input_dir``, ``n_users``, ``n_items``, ``users`` and ``split`` info.
     """
-    from data import prepare_dataset, resolve_source
+    from data import prepare_dataset
     from workflow_builder import build_workflow
 
-    if args.synthetic_rows and args.movielens_shape:
-        from reclab.training import synthetic_flow_params
-
-        synthetic = synthetic_flow_params(args.synthetic_rows, seed=args.seed)
-        source = resolve_source("synthetic", synthetic=synthetic)
-    elif args.synthetic_rows:
-        synthetic = {
-            "n_interactions": args.synthetic_rows,
-            "n_items": args.synthetic_items,
-            "n_users": args.synthetic_users,
-            "seed": args.seed,
-        }
-        source = resolve_source("synthetic", synthetic=synthetic)
-    else:
-        source = resolve_source("movielens-100k", data_dir=args.data_dir)
+    source = benchmark_source(args)
     log(f"preparing {source.name} with data.prepare_dataset (fetching/generating if needed)")
     info, seconds = timed(prepare_dataset, source, work / "split", seed=args.seed)
     log(

@@ -241,26 +241,9 @@ def generate(rows: int, seed: int) -> tuple[dict[str, int], float]:
     return params, time.perf_counter() - started
 
 
-def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
-    """One measured flow run at ``rows`` synthetic rows; the result record."""
-    memory = psutil.virtual_memory()
-    record: dict[str, Any] = {
-        "rows": rows,
-        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"cpus": os.cpu_count(), "memory_bytes": memory.total},
-        "available_bytes_at_start": memory.available,
-        "load_average_at_start": os.getloadavg(),
-        "models": args.models,
-        "max_workers": args.max_workers,
-    }
-    log(f"{rows} rows: generating the synthetic data (cached by parameters)")
-    record["synthetic"], record["generate_seconds"] = generate(rows, args.seed)
-    log(
-        f"{rows} rows: {record['synthetic']['n_users']} users x "
-        f"{record['synthetic']['n_items']} items ({record['generate_seconds']:.1f} s)"
-    )
-    work = Path(tempfile.mkdtemp(prefix=f"flow-scale-{rows}-", dir=args.work_root))
-    command = [
+def flow_command(rows: int, args: argparse.Namespace) -> list[str]:
+    """``flows/train.py run`` on ``rows`` synthetic rows, with the script's flow options."""
+    return [
         sys.executable,
         str(REPO / "flows" / "train.py"),
         "--no-pylint",
@@ -277,9 +260,34 @@ def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
         str(args.seed),
         *args.flow_args,
     ]
-    record["command"] = " ".join(command)
+
+
+@dataclass
+class FlowProcess:
+    """What one watched flow process did.
+
+    Attributes:
+        lines: Its log lines (stdout and stderr).
+        returncode: Its exit status.
+        timed_out: Whether it was stopped after ``--timeout`` seconds.
+        seconds: Its wall time.
+        sampler: The memory samples of its process tree.
+    """
+
+    lines: list[str]
+    returncode: int
+    timed_out: bool
+    seconds: float
+    sampler: Sampler
+
+
+def watch_flow(command: list[str], work: Path, args: argparse.Namespace) -> FlowProcess:
+    """Run the flow in ``work`` while sampling its memory; stop it after ``args.timeout``.
+
+    The log goes to ``work/flow.log``; task lines (every line with ``--verbose``) are echoed
+    on stderr, and each task's process id is mapped to its step for the per-step peaks.
+    """
     env = {**os.environ, "USERNAME": os.environ.get("USERNAME", "bench")}
-    log(f"{rows} rows: running the flow in {work}")
     lines: list[str] = []
     started = time.perf_counter()
     process = subprocess.Popen(
@@ -315,17 +323,44 @@ def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
                 print(line, end="", file=sys.stderr)
         process.wait()
         timer.cancel()
-    run_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     sampler.stop()
-    run_id, steps = parse_step_times(lines)
+    return FlowProcess(lines, process.returncode, timed_out, seconds, sampler)
+
+
+def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One measured flow run at ``rows`` synthetic rows; the result record."""
+    memory = psutil.virtual_memory()
+    record: dict[str, Any] = {
+        "rows": rows,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"cpus": os.cpu_count(), "memory_bytes": memory.total},
+        "available_bytes_at_start": memory.available,
+        "load_average_at_start": os.getloadavg(),
+        "models": args.models,
+        "max_workers": args.max_workers,
+    }
+    log(f"{rows} rows: generating the synthetic data (cached by parameters)")
+    record["synthetic"], record["generate_seconds"] = generate(rows, args.seed)
+    log(
+        f"{rows} rows: {record['synthetic']['n_users']} users x "
+        f"{record['synthetic']['n_items']} items ({record['generate_seconds']:.1f} s)"
+    )
+    work = Path(tempfile.mkdtemp(prefix=f"flow-scale-{rows}-", dir=args.work_root))
+    command = flow_command(rows, args)
+    record["command"] = " ".join(command)
+    log(f"{rows} rows: running the flow in {work}")
+    flow = watch_flow(command, work, args)
+    sampler = flow.sampler
+    run_id, steps = parse_step_times(flow.lines)
     datastore = work / ".metaflow"
     record.update(
         {
             "run_id": run_id,
-            "completed": process.returncode == 0 and not timed_out,
-            "returncode": process.returncode,
-            "timed_out": timed_out,
-            "run_seconds": run_seconds,
+            "completed": flow.returncode == 0 and not flow.timed_out,
+            "returncode": flow.returncode,
+            "timed_out": flow.timed_out,
+            "run_seconds": flow.seconds,
             "peak_rss_bytes": sampler.peak_bytes,
             "peak_at_seconds": sampler.peak_at_seconds,
             "peak_rss_by_step_at_peak": sampler.peak_steps,
@@ -335,7 +370,7 @@ def run_flow(rows: int, args: argparse.Namespace) -> dict[str, Any]:
             "load_average_at_end": os.getloadavg(),
             "max_load_average_1min": sampler.max_load,
             "rss_timeline": sampler.timeline[:: max(1, len(sampler.timeline) // 400)],
-            "log_tail": lines[-40:],
+            "log_tail": flow.lines[-40:],
         }
     )
     if record["completed"] and run_id:

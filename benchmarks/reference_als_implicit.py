@@ -11,25 +11,16 @@ asks (it warns otherwise); implicit's own solver uses every core.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import scipy.sparse as sp
-from bench_io import PeakMemory, read_inputs, timed, write_outputs
+from bench_io import Measurement, read_inputs, reference_args, write_outputs
 from implicit.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight
 from threadpoolctl import threadpool_limits
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--factors", type=int, default=64)
-    parser.add_argument("--regularization", type=float, default=0.05)
-    parser.add_argument("--iterations", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+    args = reference_args(__doc__, factors=64, regularization=0.05, iterations=15, seed=42)
 
     train, users, meta = read_inputs(args.input_dir)
     k = int(meta["k"])
@@ -48,21 +39,13 @@ def main() -> None:
         # as implicit's examples: BM25 over the item x user matrix (items are the documents)
         model.fit(bm25_weight(user_items.T, K1=100, B=0.8).T.tocsr(), show_progress=False)
 
-    with threadpool_limits(1, "blas"), PeakMemory() as memory:
-        _, fit_seconds = timed(fit)
-        (items, scores), recommend_seconds = timed(
+    with threadpool_limits(1, "blas"), Measurement() as measured:
+        measured.fit(fit)
+        items, scores = measured.recommend(
             model.recommend, users, user_items[users], N=k, filter_already_liked_items=True
         )
-    write_outputs(
-        args.out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes="implicit AlternatingLeastSquares on bm25_weight (K1=100, B=0.8); fit includes BM25",
-    )
+    notes = "implicit AlternatingLeastSquares on bm25_weight (K1=100, B=0.8); fit includes BM25"
+    write_outputs(args.out_dir, users, items, scores, measured, notes)
 
 
 if __name__ == "__main__":

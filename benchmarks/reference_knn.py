@@ -10,20 +10,14 @@ they have in train (``user_binary @ S``); train items are masked and the top k t
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import scipy.sparse as sp
-from bench_io import PeakMemory, read_inputs, timed, write_outputs
+from bench_io import Measurement, read_inputs, reference_args, write_outputs
 from sklearn.neighbors import NearestNeighbors
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--n-neighbors", type=int, default=50)
-    args = parser.parse_args()
+    args = reference_args(__doc__, n_neighbors=50)
 
     train, users, meta = read_inputs(args.input_dir)
     k, n_items = int(meta["k"]), int(meta["n_items"])
@@ -54,19 +48,11 @@ def main() -> None:
             scores.append(np.take_along_axis(dense, top, axis=1))
         return np.vstack(items), np.vstack(scores)
 
-    with PeakMemory() as memory:
-        similarity, fit_seconds = timed(fit)
-        (items, scores), recommend_seconds = timed(recommend, similarity)
-    write_outputs(
-        args.out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes="scikit-learn NearestNeighbors cosine brute, kneighbors on all items at once",
-    )
+    with Measurement() as measured:
+        similarity = measured.fit(fit)
+        items, scores = measured.recommend(recommend, similarity)
+    notes = "scikit-learn NearestNeighbors cosine brute, kneighbors on all items at once"
+    write_outputs(args.out_dir, users, items, scores, measured, notes)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,10 @@ the same network over several seeds.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import scipy.sparse as sp
 import torch
-from bench_io import PeakMemory, read_inputs, timed, write_outputs
+from bench_io import Measurement, read_inputs, reference_args, write_outputs
 from torch import nn
 
 
@@ -107,19 +105,13 @@ def fit_reference(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-reject", action="store_true")
-    args = parser.parse_args()
+    args = reference_args(__doc__, seed=42, threads=1, no_reject=False)
     torch.set_num_threads(args.threads)
 
     train, users, meta = read_inputs(args.input_dir)
     k = int(meta["k"])
-    with PeakMemory() as memory:
-        recommend, fit_seconds = timed(
+    with Measurement() as measured:
+        recommend = measured.fit(
             fit_reference,
             train["user_idx"].to_numpy(np.int64),
             train["item_idx"].to_numpy(np.int64),
@@ -128,17 +120,9 @@ def main() -> None:
             args.seed,
             reject=not args.no_reject,
         )
-        (items, scores), recommend_seconds = timed(recommend, users, k)
-    write_outputs(
-        args.out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes=f"plain PyTorch NeuMF, 10 epochs, {args.threads} torch thread(s), forward scoring",
-    )
+        items, scores = measured.recommend(recommend, users, k)
+    notes = f"plain PyTorch NeuMF, 10 epochs, {args.threads} torch thread(s), forward scoring"
+    write_outputs(args.out_dir, users, items, scores, measured, notes)
 
 
 if __name__ == "__main__":

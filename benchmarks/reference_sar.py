@@ -10,25 +10,25 @@ the library's ``remove_seen=True``) for the users asked for; our evaluator score
 
 from __future__ import annotations
 
-import argparse
 import logging
 
 import numpy as np
 import pandas as pd
-from bench_io import PeakMemory, read_inputs, timed, write_outputs
+from bench_io import Measurement, read_inputs, reference_args, top_k_matrix, write_outputs
 from recommenders.models.sar.sar_singlenode import SARSingleNode
 
 logging.disable(logging.INFO)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("input_dir")
-    parser.add_argument("out_dir")
-    parser.add_argument("--similarity", default="jaccard", help="the library's similarity_type")
-    parser.add_argument("--half-life-days", type=float, default=30.0, help="0: no time decay")
-    parser.add_argument("--user-batch", type=int, default=2048, help="users per recommend call")
-    args = parser.parse_args()
+    helps = {
+        "similarity": "the library's similarity_type",
+        "half_life_days": "0: no time decay",
+        "user_batch": "users per recommend call",
+    }
+    args = reference_args(
+        __doc__, helps, similarity="jaccard", half_life_days=30.0, user_batch=2048
+    )
 
     train, users, meta = read_inputs(args.input_dir)
     k = int(meta["k"])
@@ -49,31 +49,18 @@ def main() -> None:
         time_decay_coefficient=args.half_life_days,
         timedecay_formula=args.half_life_days > 0,
     )
-    with PeakMemory() as memory:
-        _, fit_seconds = timed(model.fit, frame)
-        parts, recommend_seconds = [], 0.0
+    with Measurement() as measured:
+        measured.fit(model.fit, frame)
+        parts = []
         for start in range(0, len(users), args.user_batch):
             batch = pd.DataFrame({"userID": users[start : start + args.user_batch]})
-            part, seconds = timed(model.recommend_k_items, batch, top_k=k, remove_seen=True)
-            parts.append(part)
-            recommend_seconds += seconds
-    recs = pd.concat(parts, ignore_index=True)
-    recs["rank"] = recs.groupby("userID").cumcount()  # sort_top_k=True: rows are best first
-    items = np.full((len(users), k), -1, dtype=np.int64)
-    scores = np.full((len(users), k), -np.inf)
-    row = pd.Series(np.arange(len(users)), index=users)[recs["userID"].to_numpy()].to_numpy()
-    items[row, recs["rank"].to_numpy()] = recs["itemID"].to_numpy()
-    scores[row, recs["rank"].to_numpy()] = recs["prediction"].to_numpy()
-    write_outputs(
-        args.out_dir,
-        users,
-        items,
-        scores,
-        fit_seconds,
-        recommend_seconds,
-        memory.peak_mb,
-        notes=f"recommenders SARSingleNode, recommend_k_items in batches of {args.user_batch}",
-    )
+            parts.append(
+                measured.recommend(model.recommend_k_items, batch, top_k=k, remove_seen=True)
+            )
+    recs = pd.concat(parts, ignore_index=True)  # sort_top_k=True: each user's rows best first
+    items, scores = top_k_matrix(users, k, recs["userID"], recs["itemID"], recs["prediction"])
+    notes = f"recommenders SARSingleNode, recommend_k_items in batches of {args.user_batch}"
+    write_outputs(args.out_dir, users, items, scores, measured, notes)
 
 
 if __name__ == "__main__":

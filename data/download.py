@@ -38,7 +38,7 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -147,6 +147,29 @@ class Downloaded:
     size: int
     sha256: str
     checked_against: str | None
+
+
+@dataclass(frozen=True)
+class Unpacking:
+    """How an archive is installed into a dataset's cache folder.
+
+    Attributes:
+        dest_name: Name of the unpacked folder inside the cache folder.
+        member_root: The folder inside the archive that becomes that folder (e.g.
+            ``"ml-1m"``); None installs the archive's top level.
+        keep: Predicate on member names: only matching members are unpacked (None: all).
+        check: Called with the unpacked folder before it is renamed into place; raises
+            :class:`InputError` when the content is not what was expected.
+        what: How to name the archive in logs and messages (None: its file name).
+        hint: How to get the data another way, appended to error messages.
+    """
+
+    dest_name: str
+    member_root: str | None = None
+    keep: Callable[[str], bool] | None = None
+    check: Callable[[Path], None] | None = None
+    what: str | None = None
+    hint: str = ""
 
 
 def _size_text(n_bytes: int | None) -> str:
@@ -353,38 +376,26 @@ def _install_dir(tree: Path, dest: Path) -> None:
 
 
 def extract_archive(
-    archive: Path,
-    dest: Path,
-    *,
-    member_root: str | None = None,
-    keep: Callable[[str], bool] | None = None,
-    check: Callable[[Path], None] | None = None,
-    manifest: dict[str, Any] | None = None,
-    what: str | None = None,
-    hint: str = "",
+    archive: Path, cache_root: Path, how: Unpacking, manifest: dict[str, Any] | None = None
 ) -> Path:
-    """Unpack a zip or tar(.gz) archive into ``dest`` atomically.
+    """Unpack a zip or tar(.gz) archive into ``cache_root/how.dest_name`` atomically.
 
     Args:
         archive: The archive file (its kind is read from its content).
-        dest: The folder to create (replaced if it exists, once the new one is complete).
-        member_root: The folder inside the archive that becomes ``dest`` (e.g. ``"ml-1m"``);
-            None installs the archive's top level.
-        keep: Predicate on member names: only matching members are unpacked (None: all).
-        check: Called with the unpacked folder before it is renamed into place; raises
-            :class:`InputError` when the content is not what was expected.
-        manifest: Written as JSON to ``dest/<MANIFEST_NAME>`` when given.
-        what: How to name the archive in logs and messages.
-        hint: How to fix a problem, appended to error messages.
+        cache_root: The dataset's cache folder.
+        how: The folder to create (replaced if it exists, once the new one is complete), the
+            members to unpack, the check of the result and how to name the archive.
+        manifest: Written as JSON to ``<dest>/<MANIFEST_NAME>`` when given.
 
     Returns:
-        ``dest``.
+        The unpacked folder.
 
     Raises:
-        InputError: If the file is not an archive, is damaged, lacks ``member_root`` or fails
-            ``check``; nothing is left at ``dest`` (an older ``dest`` is kept).
+        InputError: If the file is not an archive, is damaged, lacks ``how.member_root`` or
+            fails ``how.check``; nothing is left at the destination (an older folder is kept).
     """
-    what = what or archive.name
+    dest = cache_root / how.dest_name
+    what, hint, member_root = how.what or archive.name, how.hint, how.member_root
     kind = archive_kind(archive)
     if kind is None:
         raise InputError(f"{what} ({archive}) is not a zip or tar.gz archive; {hint}")
@@ -393,7 +404,7 @@ def extract_archive(
     try:
         started = time.monotonic()
         try:
-            (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp, keep, what)
+            (_extract_zip if kind == "zip" else _extract_tar)(archive, tmp, how.keep, what)
         except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise InputError(
                 f"could not unpack {what} ({archive}): {exc}; the archive is damaged or "
@@ -405,8 +416,8 @@ def extract_archive(
             raise InputError(
                 f"{what} ({archive}) has no {member_root}/ folder (it holds {found}); {hint}"
             )
-        if check is not None:
-            check(tree)
+        if how.check is not None:
+            how.check(tree)
         if manifest is not None:
             (tree / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _install_dir(tree, dest)
@@ -435,18 +446,13 @@ def _now() -> str:
 def install_archive(
     url: str,
     cache_root: Path,
+    how: Unpacking,
     *,
     archive_name: str,
-    dest_name: str,
     checksum: str | None,
-    member_root: str | None = None,
-    keep: Callable[[str], bool] | None = None,
-    check: Callable[[Path], None] | None = None,
     timeout_s: float = DOWNLOAD_TIMEOUT_S,
-    what: str | None = None,
-    hint: str = "",
 ) -> Path:
-    """Download a published archive into ``cache_root`` and unpack it to ``cache_root/dest_name``.
+    """Download a published archive into ``cache_root`` and unpack it to ``how.dest_name``.
 
     The archive is verified (see :func:`download_file`), unpacked (see :func:`extract_archive`)
     and then deleted; the folder carries a manifest with the URL, size, SHA256 and the published
@@ -455,27 +461,23 @@ def install_archive(
     Args:
         url: Where the archive is published.
         cache_root: The dataset's cache folder.
+        how: How to unpack it (``how.what`` defaults to ``archive_name``).
         archive_name: File name of the published archive (it is kept only while unpacked).
-        dest_name: Name of the unpacked folder inside ``cache_root``.
         checksum: Published sum of the archive, or None when none is known.
-        member_root: Folder inside the archive to install (None: its top level).
-        keep: Predicate on member names to unpack (None: all).
-        check: Checks the unpacked folder before it is renamed into place.
         timeout_s: Socket timeout of the download, in seconds.
-        what: How to name the archive in logs and messages.
-        hint: How to get the data another way, appended to error messages.
 
     Returns:
-        The unpacked folder ``cache_root/dest_name``.
+        The unpacked folder ``cache_root/how.dest_name``.
 
     Raises:
         InputError: If the download or the unpacking fails; nothing is left in the cache.
     """
+    how = replace(how, what=how.what or archive_name)
     # A name of its own (dot-prefixed: never taken for a finished file), so that two processes
     # installing the same dataset at once never unpack or delete each other's archive.
     archive = cache_root / f".{uuid.uuid4().hex}.{archive_name}"
     got = download_file(
-        url, archive, checksum=checksum, timeout_s=timeout_s, what=what or archive_name, hint=hint
+        url, archive, checksum=checksum, timeout_s=timeout_s, what=how.what, hint=how.hint
     )
     manifest = {
         "url": url,
@@ -486,33 +488,15 @@ def install_archive(
         "installed_at": _now(),
     }
     try:
-        return extract_archive(
-            archive,
-            cache_root / dest_name,
-            member_root=member_root,
-            keep=keep,
-            check=check,
-            manifest=manifest,
-            what=what or archive_name,
-            hint=hint,
-        )
+        return extract_archive(archive, cache_root, how, manifest)
     finally:
         archive.unlink(missing_ok=True)
 
 
 def unpack_local_archive(
-    archive: Path,
-    cache_root: Path,
-    *,
-    dest_name: str,
-    checksum: str | None,
-    member_root: str | None = None,
-    keep: Callable[[str], bool] | None = None,
-    check: Callable[[Path], None] | None = None,
-    what: str | None = None,
-    hint: str = "",
+    archive: Path, cache_root: Path, how: Unpacking, *, checksum: str | None
 ) -> Path:
-    """Unpack an archive the user already has into ``cache_root/dest_name`` (once per content).
+    """Unpack an archive the user already has into ``cache_root/how.dest_name`` (once per content).
 
     The archive is hashed (and checked against ``checksum`` when one is known); when the cached
     folder's manifest records the same SHA256 it is reused, else the archive is unpacked again.
@@ -520,13 +504,8 @@ def unpack_local_archive(
     Args:
         archive: The user's archive file.
         cache_root: The dataset's cache folder.
-        dest_name: Name of the unpacked folder inside ``cache_root``.
+        how: How to unpack it (``how.what`` defaults to the archive's file name).
         checksum: Published sum of the archive, or None when none is known.
-        member_root: Folder inside the archive to install (None: its top level).
-        keep: Predicate on member names to unpack (None: all).
-        check: Checks the unpacked folder before it is renamed into place.
-        what: How to name the archive in logs and messages.
-        hint: How to fix a problem, appended to error messages.
 
     Returns:
         The unpacked folder.
@@ -534,12 +513,12 @@ def unpack_local_archive(
     Raises:
         InputError: If the archive does not match ``checksum``, is damaged or lacks files.
     """
-    what = what or archive.name
-    sha256 = verify_checksum(archive, checksum, what=what, hint=hint)
-    dest = cache_root / dest_name
+    how = replace(how, what=how.what or archive.name)
+    sha256 = verify_checksum(archive, checksum, what=how.what, hint=how.hint)
+    dest = cache_root / how.dest_name
     recorded = read_manifest(dest)
     if recorded is not None and recorded.get("sha256") == sha256:
-        logger.info("%s: reusing %s, unpacked earlier from the same archive", what, dest)
+        logger.info("%s: reusing %s, unpacked earlier from the same archive", how.what, dest)
         return dest
     manifest = {
         "path": str(archive),
@@ -549,13 +528,4 @@ def unpack_local_archive(
         "checked_against": checksum,
         "installed_at": _now(),
     }
-    return extract_archive(
-        archive,
-        dest,
-        member_root=member_root,
-        keep=keep,
-        check=check,
-        manifest=manifest,
-        what=what,
-        hint=hint,
-    )
+    return extract_archive(archive, cache_root, how, manifest)

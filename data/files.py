@@ -40,6 +40,7 @@ from typing import Any
 
 import duckdb
 
+from data.source import check_mapping
 from reclab.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -154,16 +155,8 @@ def parse_mapping(
             ) from exc
     if columns is None:
         return None, {}
-    if not isinstance(columns, dict):
-        raise InputError(
-            f"columns must be a mapping (dict or JSON object), got {type(columns).__name__}; "
-            'pass e.g. {"user": "uid", "item": "song"} or {"user": 0, "item": 1}.'
-        )
-    unknown = sorted(set(columns) - set(COLUMN_KEYS))
-    if unknown:
-        raise InputError(
-            f"columns has unknown keys {unknown}; the allowed keys are {', '.join(COLUMN_KEYS)}."
-        )
+    example = '{"user": "uid", "item": "song"} or {"user": 0, "item": 1}'
+    columns = check_mapping(columns, "columns", COLUMN_KEYS, example)
     request: dict[str, Any] = {}
     if columns.get("delimiter") is not None:
         given = columns["delimiter"]
@@ -353,64 +346,25 @@ def inspect_file(
             split into the same number of fields.
     """
     shown = str(path)
-    if path.is_dir():
-        if not any(path.rglob("*.parquet")):
-            raise InputError(
-                f"interactions_file {shown!r} is a directory without .parquet files; point it at "
-                "a parquet or delimited text file, or a directory of .parquet files."
-            )
+    compression = _binary_format(path, shown)
+    if compression == "parquet":
         _refuse_text_options(shown, request)
         return FileLayout("parquet", {})
-    if path.stat().st_size == 0:
-        raise InputError(
-            f"interactions_file {shown!r} is empty (0 bytes); pass a file with at least one "
-            "interaction."
-        )
-    lower = path.name.lower()
-    with path.open("rb") as fh:
-        magic = fh.read(16)
-    _refuse_other_formats(shown, lower, magic)
-    if magic.startswith(_PARQUET_MAGIC) or (
-        lower.endswith(PARQUET_SUFFIXES) and not magic.startswith(_GZIP_MAGIC)
-    ):
-        _refuse_text_options(shown, request)
-        return FileLayout("parquet", {})
-    compression = "gzip" if magic.startswith(_GZIP_MAGIC) else "none"
     head, truncated = _read_head(path, compression, shown)
-    if compression == "gzip":
-        _refuse_other_formats(shown, lower.removesuffix(".gz"), head[:16])
-        if head.startswith(_PARQUET_MAGIC):
-            raise InputError(
-                f"interactions_file {shown!r} is a gzip-compressed parquet file; decompress it "
-                "(gunzip): parquet is compressed inside already."
-            )
     notes: list[str] = []
     encoding, text = _decode_head(head, truncated, request.get("encoding"), shown, notes)
-    lines = text.splitlines()[:SAMPLE_LINES]
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         raise InputError(
             f"interactions_file {shown!r} looks like JSON (it starts with {stripped[:1]!r}), "
             f"which is not read here; {_CONVERT_HINT.replace('file.json', shown)}."
         )
+    lines = text.splitlines()[:SAMPLE_LINES]
     delimiter = request.get("delimiter") or _detect_delimiter(lines, shown)
     sniffed = _sniff_text(con, path, delimiter, encoding, compression)
     header = request.get("header")
     if header is None:
-        header = bool(sniffed["has_header"])
-        if all(c["type"] == "VARCHAR" for c in sniffed["columns"]):
-            # DuckDB calls a first line of text a header; with text columns only, the mapping
-            # is the better hint.
-            header = not by_position
-            decided = (
-                "no header row, since columns are mapped by position"
-                if by_position
-                else "the first line is the header, since columns are mapped by name"
-            )
-            notes.append(
-                f"every column of {path.name} is text, so a header row cannot be detected: "
-                f'{decided}; set "header" in the column mapping to be sure'
-            )
+        header = _detect_header(sniffed, path.name, by_position, notes)
     options = {
         "delimiter": delimiter,
         "quote": sniffed["quote"],
@@ -430,6 +384,54 @@ def inspect_file(
     )
     logger.info("%s", "; ".join(notes))
     return FileLayout("text", options, tuple(notes))
+
+
+def _binary_format(path: Path, shown: str) -> str:
+    """``"parquet"``, or the compression of a text file (``"gzip"`` or ``"none"``).
+
+    Raises:
+        InputError: For a directory without parquet files, an empty file, or a known format
+            that is neither parquet nor text (spreadsheets, JSON, archives, ...).
+    """
+    if path.is_dir():
+        if not any(path.rglob("*.parquet")):
+            raise InputError(
+                f"interactions_file {shown!r} is a directory without .parquet files; point it at "
+                "a parquet or delimited text file, or a directory of .parquet files."
+            )
+        return "parquet"
+    if path.stat().st_size == 0:
+        raise InputError(
+            f"interactions_file {shown!r} is empty (0 bytes); pass a file with at least one "
+            "interaction."
+        )
+    lower = path.name.lower()
+    with path.open("rb") as fh:
+        magic = fh.read(16)
+    _refuse_other_formats(shown, lower, magic)
+    if magic.startswith(_PARQUET_MAGIC) or (
+        lower.endswith(PARQUET_SUFFIXES) and not magic.startswith(_GZIP_MAGIC)
+    ):
+        return "parquet"
+    return "gzip" if magic.startswith(_GZIP_MAGIC) else "none"
+
+
+def _detect_header(sniffed: dict[str, Any], name: str, by_position: bool, notes: list[str]) -> bool:
+    """Whether the first line is a header: DuckDB's answer, or the mapping's hint for text."""
+    if not all(c["type"] == "VARCHAR" for c in sniffed["columns"]):
+        return bool(sniffed["has_header"])
+    # DuckDB calls a first line of text a header; with text columns only, the mapping is the
+    # better hint.
+    decided = (
+        "no header row, since columns are mapped by position"
+        if by_position
+        else "the first line is the header, since columns are mapped by name"
+    )
+    notes.append(
+        f"every column of {name} is text, so a header row cannot be detected: "
+        f'{decided}; set "header" in the column mapping to be sure'
+    )
+    return not by_position
 
 
 def _refuse_text_options(shown: str, request: dict[str, Any]) -> None:
@@ -475,7 +477,11 @@ def _refuse_other_formats(shown: str, lower_name: str, magic: bytes) -> None:
 
 
 def _read_head(path: Path, compression: str, shown: str) -> tuple[bytes, bool]:
-    """Return the file's first ``SAMPLE_BYTES`` (decompressed) and whether there is more."""
+    """Return the file's first ``SAMPLE_BYTES`` (decompressed) and whether there is more.
+
+    Raises:
+        InputError: For a corrupt gzip file, or one holding another format than text.
+    """
     try:
         opener = gzip.open if compression == "gzip" else open
         with opener(path, "rb") as fh:
@@ -485,6 +491,13 @@ def _read_head(path: Path, compression: str, shown: str) -> tuple[bytes, bool]:
             f"interactions_file {shown!r} starts like gzip but cannot be decompressed ({exc}); "
             "the file is corrupt or truncated: download or compress it again."
         ) from exc
+    if compression == "gzip":
+        _refuse_other_formats(shown, path.name.lower().removesuffix(".gz"), data[:16])
+        if data.startswith(_PARQUET_MAGIC):
+            raise InputError(
+                f"interactions_file {shown!r} is a gzip-compressed parquet file; decompress it "
+                "(gunzip): parquet is compressed inside already."
+            )
     return data[:SAMPLE_BYTES], len(data) > SAMPLE_BYTES
 
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import duckdb
 
-from data.named import Publication, PublishedSource, check_loaded, resolve_published, run_reading
+from data.named import Publication, PublishedSource, check_loaded, run_reading
 from data.source import Source
 
 KAGGLE_URL = "https://www.kaggle.com/competitions/h-and-m-personalized-fashion-recommendations/data"
@@ -45,29 +46,10 @@ _FIX = f"use the files as downloaded from {KAGGLE_URL} (never re-saved by a spre
 
 @dataclass(frozen=True, kw_only=True)
 class HmSource(PublishedSource):
-    """The H&M purchases, articles and customers from the user's folder or zip."""
+    """The H&M purchases, articles and customers from the user's folder or zip (no download)."""
 
     name: str = "hm"
-
-    @property
-    def publication(self) -> Publication:
-        """The H&M publication."""
-        return HM
-
-
-def resolve_hm(data_dir: str | None) -> HmSource:
-    """Resolve ``hm`` from ``--data-dir`` / ``$RECLAB_DATA_DIR`` (never downloaded).
-
-    Args:
-        data_dir: The user's ``--data-dir`` (may be empty).
-
-    Returns:
-        The resolved source.
-
-    Raises:
-        InputError: Saying where to get the three files, when they are not found.
-    """
-    return resolve_published(HmSource, "hm", HM, data_dir)
+    publication: ClassVar[Publication] = HM
 
 
 def load_hm(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> list[str]:

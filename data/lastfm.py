@@ -24,7 +24,6 @@ from data.named import (
     PublishedSource,
     check_loaded,
     fetch_row,
-    resolve_published,
     run_reading,
 )
 from data.source import Source
@@ -58,23 +57,7 @@ class LastFm360kSource(PublishedSource):
 
     name: str = "lastfm-360k"
     has_timestamps: ClassVar[bool] = False
-
-    @property
-    def publication(self) -> Publication:
-        """The last.fm-360K publication."""
-        return LASTFM_360K
-
-
-def resolve_lastfm_360k(data_dir: str | None) -> LastFm360kSource:
-    """Resolve ``lastfm-360k`` (see :func:`data.named.resolve_published`).
-
-    Args:
-        data_dir: The user's ``--data-dir`` (may be empty).
-
-    Returns:
-        The resolved source.
-    """
-    return resolve_published(LastFm360kSource, "lastfm-360k", LASTFM_360K, data_dir)
+    publication: ClassVar[Publication] = LASTFM_360K
 
 
 def load_lastfm_360k(con: duckdb.DuckDBPyConnection, source: Source, local: Path) -> list[str]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from data.download import DOWNLOAD_TIMEOUT_S, file_digests, install_archive
+from data.download import DOWNLOAD_TIMEOUT_S, Unpacking, file_digests, install_archive
 from data.named import (
     Publication,
     PublishedSource,
@@ -253,17 +253,15 @@ def download_movielens_100k(
     """
     cache_root.mkdir(parents=True, exist_ok=True)
     # The archive's own sum is not checked: its member files are, against the built-in sums.
-    return install_archive(
-        url,
-        cache_root,
-        archive_name="ml-100k.zip",
+    how = Unpacking(
         dest_name=ML100K_DIRNAME,
-        checksum=None,
         member_root=ML100K_DIRNAME,
         check=functools.partial(_check_ml100k_download, url),
-        timeout_s=timeout_s,
         what="MovieLens-100k",
         hint=f"check the URL or {_ML100K_HINT}",
+    )
+    return install_archive(
+        url, cache_root, how, archive_name="ml-100k.zip", checksum=None, timeout_s=timeout_s
     )
 
 
@@ -289,56 +287,72 @@ _GROUPLENS = "https://files.grouplens.org/datasets/movielens"
 _TFDS_SUMS = "SHA256 from TensorFlow Datasets' url_checksums/movielens.txt"
 
 
-def _how_to_get(zip_name: str, folder: str) -> str:
-    return (
-        f"Download {_GROUPLENS}/{zip_name} (GroupLens; free for research, see its README) and "
-        f"pass --data-dir with the zip, the unpacked {folder}/ folder, or the folder holding "
-        "either; or leave --data-dir unset to download it into the cache."
+def _grouplens(
+    size: str,
+    checksum: str,
+    required: tuple[str, ...],
+    *,
+    folder: str | None = None,
+    checksum_origin: str = _TFDS_SUMS,
+    **extra: Any,
+) -> Publication:
+    """MovieLens-``size`` as GroupLens publishes it: ``ml-<size>.zip`` holding ``ml-<size>/``.
+
+    Args:
+        size: ``"1M"``, ``"10M"``, ...
+        checksum: The zip's published sum.
+        required: The files the loader reads.
+        folder: The folder in the zip, when it is not ``ml-<size>``.
+        checksum_origin: Where the sum comes from.
+        **extra: Other :class:`Publication` fields.
+
+    Returns:
+        The publication.
+    """
+    zip_name = f"ml-{size.lower()}.zip"
+    folder = folder or f"ml-{size.lower()}"
+    return Publication(
+        title=f"MovieLens-{size}",
+        archive_name=zip_name,
+        url=f"{_GROUPLENS}/{zip_name}",
+        checksum=checksum,
+        checksum_origin=checksum_origin,
+        folder=folder,
+        required=required,
+        how_to_get=(
+            f"Download {_GROUPLENS}/{zip_name} (GroupLens; free for research, see its README) "
+            f"and pass --data-dir with the zip, the unpacked {folder}/ folder, or the folder "
+            "holding either; or leave --data-dir unset to download it into the cache."
+        ),
+        **extra,
     )
 
 
+_CSV_FILES = ("ratings.csv", "movies.csv")
 MOVIELENS_PUBLICATIONS: dict[str, Publication] = {
-    "movielens-1m": Publication(
-        title="MovieLens-1M",
-        archive_name="ml-1m.zip",
-        url=f"{_GROUPLENS}/ml-1m.zip",
-        checksum="sha256:a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        checksum_origin=_TFDS_SUMS,
-        folder="ml-1m",
-        required=("ratings.dat", "movies.dat", "users.dat"),
-        how_to_get=_how_to_get("ml-1m.zip", "ml-1m"),
+    "movielens-1m": _grouplens(
+        "1M",
+        "sha256:a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+        ("ratings.dat", "movies.dat", "users.dat"),
     ),
-    "movielens-10m": Publication(
-        title="MovieLens-10M",
-        archive_name="ml-10m.zip",
-        url=f"{_GROUPLENS}/ml-10m.zip",
-        checksum="md5:ce571fd55effeba0271552578f2648bd",
-        checksum_origin="MD5 published by GroupLens (ml-10m.zip.md5); no SHA256 is published",
+    "movielens-10m": _grouplens(
+        "10M",
+        "md5:ce571fd55effeba0271552578f2648bd",
+        ("ratings.dat", "movies.dat"),
         folder="ml-10M100K",
+        checksum_origin="MD5 published by GroupLens (ml-10m.zip.md5); no SHA256 is published",
         folder_aliases=("ml-10m",),
-        required=("ratings.dat", "movies.dat"),
-        how_to_get=_how_to_get("ml-10m.zip", "ml-10M100K"),
     ),
-    "movielens-20m": Publication(
-        title="MovieLens-20M",
-        archive_name="ml-20m.zip",
-        url=f"{_GROUPLENS}/ml-20m.zip",
-        checksum="sha256:96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
-        checksum_origin=_TFDS_SUMS,
-        folder="ml-20m",
-        required=("ratings.csv", "movies.csv"),
-        how_to_get=_how_to_get("ml-20m.zip", "ml-20m"),
+    "movielens-20m": _grouplens(
+        "20M",
+        "sha256:96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+        _CSV_FILES,
         other_datasets_folders={"ml-25m": "movielens-25m"},
     ),
-    "movielens-25m": Publication(
-        title="MovieLens-25M",
-        archive_name="ml-25m.zip",
-        url=f"{_GROUPLENS}/ml-25m.zip",
-        checksum="sha256:8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-        checksum_origin=_TFDS_SUMS,
-        folder="ml-25m",
-        required=("ratings.csv", "movies.csv"),
-        how_to_get=_how_to_get("ml-25m.zip", "ml-25m"),
+    "movielens-25m": _grouplens(
+        "25M",
+        "sha256:8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
+        _CSV_FILES,
         other_datasets_folders={"ml-20m": "movielens-20m"},
     ),
 }

@@ -21,12 +21,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import duckdb
 
 from data.download import (
     DOWNLOAD_TIMEOUT_S,
+    Unpacking,
     install_archive,
     looks_like_archive,
     read_manifest,
@@ -93,6 +94,24 @@ class Publication:
             path = path[len(self.folder) + 1 :]
         return path in self.required or path.lower().startswith("readme")
 
+    def unpacking(self, what: str) -> Unpacking:
+        """How to install this dataset's archive: its folder, the files worth unpacking, checks.
+
+        Args:
+            what: How to name the archive in logs and messages.
+
+        Returns:
+            The unpacking options of :mod:`data.download`.
+        """
+        return Unpacking(
+            dest_name=self.dest_name,
+            member_root=self.folder,
+            keep=self.keep_member,
+            check=self.check_folder,
+            what=what,
+            hint=self.how_to_get,
+        )
+
     def missing(self, folder: Path) -> list[str]:
         """The required files absent (or empty) in ``folder``."""
         return [
@@ -135,10 +154,8 @@ class PublishedSource(Source):
     checksum: str | None = None
     timeout_s: float = DOWNLOAD_TIMEOUT_S
 
-    @property
-    def publication(self) -> Publication:
-        """The dataset's :class:`Publication` (looked up by name in the subclass)."""
-        raise NotImplementedError
+    #: The dataset's :class:`Publication`, set by each subclass (MovieLens picks it by size).
+    publication: ClassVar[Publication]
 
     @property
     def cached_dir(self) -> Path:
@@ -163,22 +180,9 @@ class PublishedSource(Source):
             return folder
         if self.local_archive is not None:
             archive = Path(self.local_archive)
-            if not archive.is_file():
-                raise InputError(
-                    f"{pub.title} archive {archive} (found when the run started) is gone; "
-                    f"restore it or pass another --data-dir. {hint}"
-                )
-            return unpack_local_archive(
-                archive,
-                Path(self.cache_root),
-                dest_name=pub.dest_name,
-                checksum=self.checksum,
-                member_root=pub.folder,
-                keep=pub.keep_member,
-                check=pub.check_folder,
-                what=f"{pub.title} archive {archive.name}",
-                hint=hint,
-            )
+            check_still_there(archive, f"{pub.title} archive {archive}", hint)
+            how = pub.unpacking(f"{pub.title} archive {archive.name}")
+            return unpack_local_archive(archive, Path(self.cache_root), how, checksum=self.checksum)
         if read_manifest(self.cached_dir) is not None and not pub.missing(self.cached_dir):
             logger.info("%s: using the cached copy in %s", pub.title, self.cached_dir)
             return self.cached_dir
@@ -187,15 +191,10 @@ class PublishedSource(Source):
         return install_archive(
             self.url,
             Path(self.cache_root),
+            pub.unpacking(f"{pub.title} ({pub.archive_name})"),
             archive_name=pub.archive_name,
-            dest_name=pub.dest_name,
             checksum=self.checksum,
-            member_root=pub.folder,
-            keep=pub.keep_member,
-            check=pub.check_folder,
             timeout_s=self.timeout_s,
-            what=f"{pub.title} ({pub.archive_name})",
-            hint=hint,
         )
 
     def provenance(self, folder: Path) -> str:
@@ -226,6 +225,21 @@ class PublishedSource(Source):
             "checksum": self.checksum,
             "manifest": read_manifest(self.cached_dir),
         }
+
+
+def check_still_there(path: Path, shown: str, hint: str) -> None:
+    """Raise :class:`InputError` when a file found when the run started is gone since.
+
+    Args:
+        path: The file, found by the flow's ``start``.
+        shown: How to name it in the message.
+        hint: How to get the data, appended to the message.
+    """
+    if not path.is_file():
+        raise InputError(
+            f"{shown} (found when the run started) is gone; restore it or pass another "
+            f"--data-dir. {hint}"
+        )
 
 
 def given_data_dir(data_dir: str | None) -> tuple[str | None, str]:
@@ -386,12 +400,10 @@ def resolve_named(name: str, data_dir: str | None) -> Source:
 
     if name in movielens.MOVIELENS_PUBLICATIONS:
         return movielens.resolve_movielens(name, data_dir)
-    resolvers: dict[str, Callable[[str | None], Source]] = {
-        "lastfm-360k": lastfm.resolve_lastfm_360k,
-        "online-retail": online_retail.resolve_online_retail,
-        "hm": hm.resolve_hm,
-    }
-    return resolvers[name](data_dir)
+    if name == "online-retail":
+        return online_retail.resolve_online_retail(data_dir)
+    source_type = {"lastfm-360k": lastfm.LastFm360kSource, "hm": hm.HmSource}[name]
+    return resolve_published(source_type, name, source_type.publication, data_dir)
 
 
 def fetch_row(cursor: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from datetime import date, datetime
 from datetime import time as clock_time
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -39,6 +39,7 @@ from data.named import (
     Publication,
     PublishedSource,
     check_loaded,
+    check_still_there,
     duckdb_error_text,
     fetch_row,
     given_data_dir,
@@ -94,11 +95,7 @@ class OnlineRetailSource(PublishedSource):
 
     name: str = "online-retail"
     local_file: str | None = None
-
-    @property
-    def publication(self) -> Publication:
-        """The UCI Online Retail publication."""
-        return ONLINE_RETAIL
+    publication: ClassVar[Publication] = ONLINE_RETAIL
 
     def fetch(self) -> Path:
         """Return the file the loader reads: the converted parquet, or the user's CSV.
@@ -111,11 +108,7 @@ class OnlineRetailSource(PublishedSource):
         """
         if self.local_file is not None:
             path = Path(self.local_file)
-            if not path.is_file():
-                raise InputError(
-                    f"{path} (found when the run started) is gone; restore it or pass another "
-                    f"--data-dir. {ONLINE_RETAIL.how_to_get}"
-                )
+            check_still_there(path, str(path), ONLINE_RETAIL.how_to_get)
             if path.suffix.lower() != ".xlsx":
                 return path
             xlsx = path

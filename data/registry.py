@@ -43,6 +43,7 @@ from data.movielens import (  # noqa: F401  (re-exported: MovieLens-100k lived h
     ML100K_REQUIRED,
     ML100K_SHA256,
     ML100K_URL,
+    MOVIELENS_PUBLICATIONS,
     MovieLens100kSource,
     download_movielens_100k,
     resolve_movielens_100k,
@@ -55,15 +56,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "movielens-100k"
 #: Public datasets read as published (or downloaded); resolved by :mod:`data.named`.
-NAMED_DATASETS: tuple[str, ...] = (
-    "movielens-1m",
-    "movielens-10m",
-    "movielens-20m",
-    "movielens-25m",
-    "lastfm-360k",
-    "online-retail",
-    "hm",
-)
+NAMED_DATASETS: tuple[str, ...] = (*MOVIELENS_PUBLICATIONS, "lastfm-360k", "online-retail", "hm")
 KNOWN_DATASETS: tuple[str, ...] = ("movielens-100k", *NAMED_DATASETS, "synthetic", "file")
 
 

@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from data.source import check_mapping
 from reclab.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -139,17 +141,8 @@ def validate_synthetic_params(params: dict[str, Any]) -> dict[str, int]:
     Raises:
         InputError: For unknown keys, non-integers or out-of-range values.
     """
-    if not isinstance(params, dict):
-        raise InputError(
-            f"synthetic parameters must be a mapping, got {type(params).__name__}; pass e.g. "
-            '{"n_users": 1000, "n_items": 500, "n_interactions": 100000}.'
-        )
-    unknown = sorted(set(params) - set(DEFAULT_PARAMS))
-    if unknown:
-        raise InputError(
-            f"unknown synthetic parameter(s) {unknown}; the allowed ones are "
-            f"{', '.join(DEFAULT_PARAMS)}."
-        )
+    example = '{"n_users": 1000, "n_items": 500, "n_interactions": 100000}'
+    check_mapping(params, "synthetic parameters", list(DEFAULT_PARAMS), example)
     out: dict[str, int] = {}
     for key, default in DEFAULT_PARAMS.items():
         value = params.get(key, default)
@@ -496,35 +489,20 @@ def generate_synthetic(
     pq.write_table(users, out_dir / "users.parquet")
     pq.write_table(items, out_dir / "items.parquet")
     sampler = _ItemSampler(item_cluster, popularity, n_clusters)
-
+    if params["distinct_pairs"]:
+        chunks = _distinct_pair_chunks(
+            sampler, user_cluster, user_cdf, n_items, n_interactions, seed, chunk_rows
+        )
+    else:
+        chunks = _independent_chunks(
+            sampler, user_cluster, user_cdf, n_interactions, seed, chunk_rows
+        )
     written = 0
     with pq.ParquetWriter(out_dir / "interactions.parquet", INTERACTIONS_SCHEMA) as writer:
-        if params["distinct_pairs"]:
-            activity = np.diff(user_cdf, prepend=0.0)
-            counts = _user_row_counts(activity, n_interactions, _max_items_per_user(n_items))
-            ends = np.cumsum(counts)
-            # chunk c holds whole users, up to the one whose rows cross (c + 1) * chunk_rows
-            bounds = np.searchsorted(ends, np.arange(chunk_rows, ends[-1], chunk_rows), "left")
-            bounds = np.unique(np.concatenate([[0], bounds + 1, [n_users]]))
-            for chunk, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-                rng = _rng(seed, 2, chunk)
-                user = np.repeat(np.arange(lo, hi), counts[lo:hi])
-                t_frac = rng.random(len(user)) ** 0.75  # density grows over time
-                cluster = user_cluster[user]
-                item = _distinct_items(rng, sampler, user, cluster, t_frac, n_items)
-                writer.write_table(_rows_batch(rng, user, item, t_frac, user_cluster, item_cluster))
-                written += len(user)
-                _log_progress(written, n_interactions, started)
-        else:
-            for chunk, lo in enumerate(range(0, n_interactions, chunk_rows)):
-                m = min(chunk_rows, n_interactions - lo)
-                rng = _rng(seed, 2, chunk)
-                user = _draw(user_cdf, rng.random(m))
-                t_frac = rng.random(m) ** 0.75  # density grows over time
-                item = sampler.draw(rng, user_cluster[user], t_frac)
-                writer.write_table(_rows_batch(rng, user, item, t_frac, user_cluster, item_cluster))
-                written += m
-                _log_progress(written, n_interactions, started)
+        for rng, user, item, t_frac in chunks:
+            writer.write_table(_rows_batch(rng, user, item, t_frac, user_cluster, item_cluster))
+            written += len(user)
+            _log_progress(written, n_interactions, started)
     manifest = {"generator_version": GENERATOR_VERSION, **params, "rows_written": written}
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     logger.info(
@@ -534,6 +512,57 @@ def generate_synthetic(
         manifest,
     )
     return manifest
+
+
+Chunk = tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _independent_chunks(
+    sampler: _ItemSampler,
+    user_cluster: np.ndarray,
+    user_cdf: np.ndarray,
+    n_interactions: int,
+    seed: int,
+    chunk_rows: int,
+) -> Iterator[Chunk]:
+    """Rows drawn independently, ``chunk_rows`` at a time: ``(rng, user, item, t_frac)``.
+
+    A user is drawn by activity, then an item of their cluster (or any) by popularity, so a
+    (user, item) pair can repeat. ``rng`` goes on to draw the chunk's ratings.
+    """
+    for chunk, lo in enumerate(range(0, n_interactions, chunk_rows)):
+        m = min(chunk_rows, n_interactions - lo)
+        rng = _rng(seed, 2, chunk)
+        user = _draw(user_cdf, rng.random(m))
+        t_frac = rng.random(m) ** 0.75  # density grows over time
+        yield rng, user, sampler.draw(rng, user_cluster[user], t_frac), t_frac
+
+
+def _distinct_pair_chunks(
+    sampler: _ItemSampler,
+    user_cluster: np.ndarray,
+    user_cdf: np.ndarray,
+    n_items: int,
+    n_interactions: int,
+    seed: int,
+    chunk_rows: int,
+) -> Iterator[Chunk]:
+    """Rows of whole users, never the same pair twice: ``(rng, user, item, t_frac)`` per chunk.
+
+    Each user gets rows in proportion to their activity (see :func:`_user_row_counts`); a chunk
+    holds whole users, up to the one whose rows cross the next multiple of ``chunk_rows``.
+    """
+    activity = np.diff(user_cdf, prepend=0.0)
+    counts = _user_row_counts(activity, n_interactions, _max_items_per_user(n_items))
+    ends = np.cumsum(counts)
+    bounds = np.searchsorted(ends, np.arange(chunk_rows, ends[-1], chunk_rows), "left")
+    bounds = np.unique(np.concatenate([[0], bounds + 1, [len(counts)]]))
+    for chunk, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        rng = _rng(seed, 2, chunk)
+        user = np.repeat(np.arange(lo, hi), counts[lo:hi])
+        t_frac = rng.random(len(user)) ** 0.75  # density grows over time
+        cluster = user_cluster[user]
+        yield rng, user, _distinct_items(rng, sampler, user, cluster, t_frac, n_items), t_frac
 
 
 def _log_progress(written: int, total: int, started: float) -> None:

@@ -468,7 +468,7 @@ def test_synthetic_source_end_to_end(tmp_path):
 
 
 def test_synthetic_bad_params():
-    with pytest.raises(InputError, match="unknown synthetic parameter"):
+    with pytest.raises(InputError, match=r"unknown keys \['n_user'\] in synthetic parameters"):
         resolve_source("synthetic", synthetic={"n_user": 10})
     with pytest.raises(InputError, match="n_clusters=50 exceeds n_items=10"):
         resolve_source("synthetic", synthetic={"n_items": 10, "n_clusters": 50})
@@ -492,26 +492,17 @@ def test_distinct_pairs_generator_never_repeats_a_pair_and_keeps_the_structure(t
     from data.synthetic import scaled_shape
 
     users, items = scaled_shape(60_000)
-    manifest = generate_synthetic(
-        tmp_path / "a",
-        n_users=users,
-        n_items=items,
-        n_interactions=60_000,
-        n_clusters=5,
-        seed=11,
-        distinct_pairs=True,
-        chunk_rows=7_000,
-    )
-    generate_synthetic(
-        tmp_path / "b",
-        n_users=users,
-        n_items=items,
-        n_interactions=60_000,
-        n_clusters=5,
-        seed=11,
-        distinct_pairs=True,
-        chunk_rows=7_000,
-    )
+    params = {
+        "n_users": users,
+        "n_items": items,
+        "n_interactions": 60_000,
+        "n_clusters": 5,
+        "seed": 11,
+        "distinct_pairs": True,
+        "chunk_rows": 7_000,
+    }
+    manifest = generate_synthetic(tmp_path / "a", **params)
+    generate_synthetic(tmp_path / "b", **params)  # the same parameters: the same files
     assert manifest["rows_written"] == 60_000 and manifest["distinct_pairs"] == 1
     a = pq.read_table(tmp_path / "a" / "interactions.parquet")
     assert a.equals(pq.read_table(tmp_path / "b" / "interactions.parquet"))

@@ -459,29 +459,25 @@ def test_unreadable_files_fail_in_start(tmp_path, case):
         resolve_source("file", interactions_file=str(path), columns={"user": 0, "item": 1})
 
 
-def test_column_count_after_the_sample_names_the_line(tmp_path, all_ratings):
-    path = write_movielens_dat(all_ratings, tmp_path / "ratings.dat")
-    with path.open("a") as handle:
-        handle.write("1::2::3::4::5\n")
-    source = resolve_source("file", interactions_file=str(path), columns=POSITIONS)
-    line = len(all_ratings) + 1
-    with pytest.raises(
-        InputError,
-        match=rf"line {line} of .*ratings.dat \('1::2::3::4::5'\) has 5 fields where the lines "
-        "before it have 4",
-    ):
-        prepare_dataset(source, tmp_path / "out")
+# A bad last line, after the sampled head: the full read names it. {line} is its number.
+BAD_LAST_LINES = {
+    "column count": (
+        "1::2::3::4::5",
+        r"line {line} of .*ratings.dat \('1::2::3::4::5'\) has 5 fields where the lines before "
+        "it have 4",
+    ),
+    "id type change": ("u1::2::3::4", r"line {line} of .*: column 'column0' holds 'u1'.*BIGINT"),
+}
 
 
-def test_id_type_change_after_the_sample_names_the_line(tmp_path, all_ratings):
+@pytest.mark.parametrize("case", list(BAD_LAST_LINES))
+def test_a_bad_line_after_the_sample_is_named(tmp_path, all_ratings, case):
+    bad_line, message = BAD_LAST_LINES[case]
     path = write_movielens_dat(all_ratings, tmp_path / "ratings.dat")
     with path.open("a") as handle:
-        handle.write("u1::2::3::4\n")
+        handle.write(bad_line + "\n")
     source = resolve_source("file", interactions_file=str(path), columns=POSITIONS)
-    line = len(all_ratings) + 1
-    with pytest.raises(
-        InputError, match=rf"line {line} of .*: column 'column0' holds 'u1'.*BIGINT"
-    ):
+    with pytest.raises(InputError, match=message.format(line=len(all_ratings) + 1)):
         prepare_dataset(source, tmp_path / "out")
 
 
