@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT, point_client_at_session_datastore, run_flow
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds", "elapsed_seconds"]
 
 
