@@ -70,7 +70,7 @@ def test_bad_rules_are_input_errors(rules, message) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Rules applied on the session's ML-100k run
+# Rules applied on the session's ML-100k run (catalogue misfits: tests/test_rules_small.py)
 # ------------------------------------------------------------------------------------------
 
 
@@ -175,18 +175,3 @@ def test_rules_that_leave_no_items_say_so(service, user) -> None:
     assert response["items"] == []
     assert any("removed all" in w for w in response["warnings"])
     assert any("no item has the value(s) [1800]" in w for w in response["warnings"])
-
-
-@pytest.mark.parametrize(
-    "rules, message",
-    [
-        ({"filters": {"genre": ["Comedy"]}}, "unknown metadata column 'genre'"),
-        ({"filters": {"item_year": ["nineteen"]}}, "is not a number"),
-        ({"exclude_items": ["abc"]}, "is not an integer"),
-        ({"include_items": [{"item_id": "x1", "position": 1}]}, "is not an integer"),
-    ],
-)
-@pytest.mark.slow
-def test_rules_that_do_not_fit_the_catalogue_are_input_errors(service, user, rules, message):
-    with pytest.raises(InputError, match=message):
-        service.recommend(user, k=5, rules=rules)

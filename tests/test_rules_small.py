@@ -11,25 +11,14 @@ import pytest
 
 from reclab.errors import InputError
 from reclab.serving import RecommendationService
-from tests.small_run import (
-    ITEM_IDS,
-    UNKNOWN_USER,
-    USER_IDS,
-    bundle_of,
-    fitted_models,
-    item_metadata,
-    ranked_raw_ids,
-    rows_per_item,
-    small_run,
-    small_train,
-)
+from tests import small_run as small
 
-USER = int(USER_IDS[24])  # a cluster B user
+USER = int(small.USER_IDS[24])  # a cluster B user
 
 
 @pytest.fixture(scope="module")
 def run():
-    return small_run()
+    return small.small_run()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +33,7 @@ def ids(response: dict) -> list:
 
 def most_popular(n: int) -> list:
     """The n items with the most train interactions (ties: smaller raw id), counted by hand."""
-    return ranked_raw_ids(rows_per_item(small_train()))[:n]
+    return small.ranked_raw_ids(small.rows_per_item(small.small_train()))[:n]
 
 
 def test_excluded_items_are_absent_and_the_rest_keep_their_order(service) -> None:
@@ -60,12 +49,12 @@ def test_top_popular_items_by_interactions_are_absent(service) -> None:
     top = most_popular(3)
     for response in (
         service.recommend(USER, k=5, rules={"exclude_top_popular": 3}),
-        service.recommend(UNKNOWN_USER, k=5, rules={"exclude_top_popular": 3}),
+        service.recommend(small.UNKNOWN_USER, k=5, rules={"exclude_top_popular": 3}),
         service.recommend_for_items([205, 203], k=5, rules={"exclude_top_popular": 3}),
     ):
         assert ids(response) and not set(ids(response)) & set(top)
         assert response["rules_applied"] == ["exclude_top_popular: 3"]
-    cold = service.recommend(UNKNOWN_USER, k=4, rules={"exclude_top_popular": 3})
+    cold = service.recommend(small.UNKNOWN_USER, k=4, rules={"exclude_top_popular": 3})
     assert ids(cold) == most_popular(7)[3:]
 
 
@@ -92,11 +81,11 @@ def test_forced_items_are_at_their_positions(service) -> None:
 
 def test_forced_items_move_up_or_drop_out_with_a_warning(service) -> None:
     rules = {
-        "exclude_items": [int(raw) for raw in ITEM_IDS[:-1]],
+        "exclude_items": [int(raw) for raw in small.ITEM_IDS[:-1]],
         "include_items": [{"item_id": 1, "position": 4}],
     }
-    response = service.recommend(UNKNOWN_USER, k=5, rules=rules)
-    assert ids(response) == [int(ITEM_IDS[-1]), 1]
+    response = service.recommend(small.UNKNOWN_USER, k=5, rules=rules)
+    assert ids(response) == [int(small.ITEM_IDS[-1]), 1]
     assert any("moved from position 4 to 2" in w for w in response["warnings"])
     assert any("only 2 of the 5 requested items" in w for w in response["warnings"])
     beyond = service.recommend(USER, k=3, rules={"include_items": [{"item_id": 1, "position": 9}]})
@@ -104,13 +93,13 @@ def test_forced_items_move_up_or_drop_out_with_a_warning(service) -> None:
 
 
 def test_filters_match_list_members_case_insensitively_and_numbers(service) -> None:
-    metadata = item_metadata()
+    metadata = small.item_metadata()
     response = service.recommend(USER, k=10, rules={"filters": {"item_genres": ["adventure"]}})
     expected = {raw for raw, g in metadata["item_genres"].items() if "Adventure" in g}
     assert ids(response) and set(ids(response)) <= expected
     assert all("Adventure" in item["item_genres"] for item in response["items"])
     rules = {"filters": {"item_genres": ["COMEDY", "sci-fi"], "item_year": ["1990", 1991]}}
-    response = service.recommend(UNKNOWN_USER, k=12, rules=rules)
+    response = service.recommend(small.UNKNOWN_USER, k=12, rules=rules)
     passing = [
         raw
         for raw, row in metadata.iterrows()
@@ -125,7 +114,7 @@ def test_filters_match_list_members_case_insensitively_and_numbers(service) -> N
 
 def test_filter_values_no_item_has_are_reported(service) -> None:
     rules = {"filters": {"item_genres": ["Drama", "Western"], "item_year": [1800, 1992]}}
-    response = service.recommend(UNKNOWN_USER, k=3, rules=rules)
+    response = service.recommend(small.UNKNOWN_USER, k=3, rules=rules)
     assert any(
         "no item has the value(s) ['Western']" in w and "values look like ['adventure'" in w
         for w in response["warnings"]
@@ -144,8 +133,8 @@ def test_rules_that_leave_no_items_say_so(service) -> None:
 
 
 def test_filters_without_metadata_are_an_input_error() -> None:
-    sar = fitted_models(small_train())["sar"]
-    service = RecommendationService(bundle_of("sar", sar, None))
+    sar = small.fitted_models(small.small_train())["sar"]
+    service = RecommendationService(small.bundle_of("sar", sar, None))
     with pytest.raises(InputError, match="no item metadata"):
         service.recommend(USER, rules={"filters": {"item_genres": ["Drama"]}})
     response = service.recommend(USER, k=2)
@@ -170,12 +159,11 @@ def test_rules_that_do_not_fit_the_catalogue_are_input_errors(service, rules, me
 
 def test_rules_apply_the_same_on_every_route(service) -> None:
     rules = {"exclude_items": [201], "filters": {"item_genres": ["Comedy", "Sci-Fi"]}}
-    comedy_or_scifi = {
-        raw for raw, g in item_metadata()["item_genres"].items() if {"Comedy", "Sci-Fi"} & set(g)
-    }
+    genres = small.item_metadata()["item_genres"]
+    comedy_or_scifi = {raw for raw, g in genres.items() if {"Comedy", "Sci-Fi"} & set(g)}
     for response in (
         service.recommend(USER, k=4, rules=rules),
-        service.recommend_many([USER, UNKNOWN_USER], k=4, rules=rules)[1],
+        service.recommend_many([USER, small.UNKNOWN_USER], k=4, rules=rules)[1],
         service.recommend_for_items([205], k=4, rules=rules),
         service.similar_items(203, k=4, rules=rules),
     ):
