@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 on bad input)."""
     args = build_parser().parse_args(argv)
     try:
-        from reclab.serving import RecommendationService, load_run
+        from reclab.loading import load_run
+        from reclab.serving import RecommendationService
 
         run = load_run(run_id=args.run_id, tag=args.tag)
         best = run.best

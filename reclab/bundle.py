@@ -11,6 +11,7 @@ client::
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ class ModelBundle:
         item_metadata: Item metadata indexed by raw item id (title and features), or None.
         split: The split the model was trained and selected on.
         metrics: Validation and test metrics of this model.
+        item_popularity: Train interactions per encoded item (the popularity baseline's
+            counts, :func:`reclab.popularity.interaction_counts`), for the cold-start list;
+            None when the bundle was built without them.
     """
 
     family: str
@@ -46,22 +50,39 @@ class ModelBundle:
     item_metadata: pd.DataFrame | None = None
     split: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    item_popularity: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._model: Recommender | None = None
+        self._model_lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_model"] = None
+        state.pop("_model_lock", None)
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("item_popularity", None)  # bundles pickled before the field existed
+        self.__dict__.update(state)
+        self._model = None
+        self._model_lock = threading.Lock()
+
+    @property
+    def model_class(self) -> type[Recommender]:
+        """The family's class, known without deserialising the model."""
+        return FAMILIES[self.family].load_class()
 
     @property
     def model(self) -> Recommender:
-        """The fitted model, deserialised on first use."""
-        if self._model is None:
-            cls = FAMILIES[self.family].load_class()
-            self._model = cls.from_bytes(self.model_payload)
-        return self._model
+        """The fitted model, deserialised once on first use (one thread does it, under a lock)."""
+        model = self._model
+        if model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self.model_class.from_bytes(self.model_payload)
+                model = self._model
+        return model
 
     def recommend(self, user_id: Any, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """Top-k items for one raw user id.

@@ -188,6 +188,31 @@ def invoke(service: Any, request: dict, max_user_ids: int = MAX_USER_IDS) -> dic
         HTTPError: On a body that is not a well-formed query (400) or too many users (413).
         InputError: From the service, on ids, k or rules it refuses.
     """
+    query, value = _query(request)
+    k, rules, explain = _options(request, service.MAX_K)
+    _check_value(query, value, max_user_ids)
+    if query == "user_ids":
+        results = service.recommend_many(value, k=k, rules=rules, explain=explain)
+        return {"results": results}
+    if query == "user_id":
+        return service.recommend(value, k=k, rules=rules, explain=explain)
+    if query == "items":
+        ratings = request.get("ratings")
+        return service.recommend_for_items(
+            value, ratings=ratings, k=k, rules=rules, explain=explain
+        )
+    if explain:
+        raise HTTPError(HTTPStatus.BAD_REQUEST, "explain is not available for similar_to")
+    return service.similar_items(value, k=k, rules=rules)
+
+
+def _query(request: Any) -> tuple[str, Any]:
+    """The body's one query key and its value.
+
+    Raises:
+        HTTPError: On a body that is not an object, unknown fields, not exactly one query key,
+            or ratings without items (400).
+    """
     if not isinstance(request, dict):
         raise HTTPError(
             HTTPStatus.BAD_REQUEST,
@@ -212,13 +237,45 @@ def invoke(service: Any, request: dict, max_user_ids: int = MAX_USER_IDS) -> dic
     value = request[query]
     if "ratings" in request and query != "items":
         raise HTTPError(HTTPStatus.BAD_REQUEST, "ratings is only allowed together with items")
+    return query, value
+
+
+def _check_value(query: str, value: Any, max_user_ids: int) -> None:
+    """The query value's JSON type: one id, or a list (of at most ``max_user_ids`` users).
+
+    Raises:
+        HTTPError: On a value of the wrong JSON type (400) or too many users (413).
+    """
+    if query in ("user_id", "similar_to") and isinstance(value, list | dict):
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST,
+            f"{query} must be one id (integer or string); got a JSON {_json_type(value)}"
+            + ("; use user_ids for several users" if query == "user_id" else ""),
+        )
+    if query in ("user_ids", "items") and not isinstance(value, list):
+        raise HTTPError(
+            HTTPStatus.BAD_REQUEST, f"{query} must be a JSON list; got {_json_type(value)}"
+        )
+    if query == "user_ids" and len(value) > max_user_ids:
+        raise HTTPError(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"at most {max_user_ids} user_ids per request, got {len(value)}; split the list",
+        )
+
+
+def _options(request: dict, max_k: int) -> tuple[int, dict | None, bool]:
+    """``k``, ``rules`` and ``explain`` of the body, with JSON types the service would not name.
+
+    Raises:
+        HTTPError: On a k that is not an integer, rules that are not an object, or an explain
+            that is not a boolean (400).
+    """
     k = request.get("k", 10)
     # the service checks k's range; a JSON type it would not name clearly is refused here
     if isinstance(k, bool) or not isinstance(k, int):
         raise HTTPError(
             HTTPStatus.BAD_REQUEST,
-            f"k must be an integer from 1 to {service.MAX_K}; got {_json_type(k)} "
-            f"{json.dumps(k)[:50]}",
+            f"k must be an integer from 1 to {max_k}; got {_json_type(k)} {json.dumps(k)[:50]}",
         )
     explain = request.get("explain", False)
     if not isinstance(explain, bool):
@@ -232,34 +289,7 @@ def invoke(service: Any, request: dict, max_user_ids: int = MAX_USER_IDS) -> dic
             f'rules must be a JSON object (e.g. {{"exclude_items": [50]}}); '
             f"got {_json_type(rules)}",
         )
-    if query in ("user_id", "similar_to") and isinstance(value, list | dict):
-        raise HTTPError(
-            HTTPStatus.BAD_REQUEST,
-            f"{query} must be one id (integer or string); got a JSON {_json_type(value)}"
-            + ("; use user_ids for several users" if query == "user_id" else ""),
-        )
-    if query in ("user_ids", "items") and not isinstance(value, list):
-        raise HTTPError(
-            HTTPStatus.BAD_REQUEST, f"{query} must be a JSON list; got {_json_type(value)}"
-        )
-    if query == "user_ids":
-        if len(value) > max_user_ids:
-            raise HTTPError(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                f"at most {max_user_ids} user_ids per request, got {len(value)}; split the list",
-            )
-        results = service.recommend_many(value, k=k, rules=rules, explain=explain)
-        return {"results": results}
-    if query == "user_id":
-        return service.recommend(value, k=k, rules=rules, explain=explain)
-    if query == "items":
-        ratings = request.get("ratings")
-        return service.recommend_for_items(
-            value, ratings=ratings, k=k, rules=rules, explain=explain
-        )
-    if explain:
-        raise HTTPError(HTTPStatus.BAD_REQUEST, "explain is not available for similar_to")
-    return service.similar_items(value, k=k, rules=rules)
+    return k, rules, explain
 
 
 def warm_up(service: Any) -> None:
@@ -269,7 +299,10 @@ def warm_up(service: Any) -> None:
     similar-items requests would pay for it (and concurrent first requests twice). Uses the
     public API only: the most popular item stands in for a real query.
     """
-    popular = service.recommend_for_items([], k=1)["items"]
+    try:
+        popular = service.recommend_for_items([], k=1)["items"]
+    except InputError:  # a run without a popularity ranking: no item stands in for a query
+        return
     if not popular:
         return
     item = popular[0]["item_id"]

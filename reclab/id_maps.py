@@ -10,10 +10,14 @@ model families, the evaluator and Merlin all agree on what an id means.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from reclab.errors import InputError
 
 
 @dataclass
@@ -113,3 +117,36 @@ class IdMap:
         idx = np.asarray(codes, dtype=np.int64) - self.code_offset
         idx[(idx < 0) | (idx >= len(self))] = -1
         return idx
+
+
+def coerce_id(value: Any, id_map: IdMap, what: str) -> Any:
+    """A raw id from JSON or the command line, converted to the id map's type.
+
+    Args:
+        value: The id as given (``196``, ``"196"``, ``"sku-1"``).
+        id_map: The map whose raw ids it must match.
+        what: ``"user"`` or ``"item"``, for the message.
+
+    Returns:
+        An ``int`` for integer maps, else a ``str``.
+
+    Raises:
+        InputError: If the value cannot be an id of this map (e.g. "abc" for integer ids).
+    """
+    if isinstance(value, bool) or value is None:
+        raise InputError(f"{what} id {value!r} is not an id; use an integer or a string")
+    if id_map.raw_ids.dtype.kind in "iu":
+        if isinstance(value, Integral):
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise InputError(
+            f"{what} id {value!r} is not an integer; this model's {what} ids are integers "
+            f"(e.g. {id_map.raw_ids[:3].tolist()})"
+        )
+    if isinstance(value, Integral | str):
+        return str(value)
+    raise InputError(f"{what} id {value!r} is not an id; use an integer or a string")

@@ -11,17 +11,27 @@ plain JSON so the same dict works from Python, the CLI and the HTTP endpoint::
         "filters": {"item_genres": ["Sci-Fi", "Adventure"], "item_year": [1977]},
     }
 
-:meth:`BusinessRules.from_dict` only checks the structure; which item ids and metadata columns
-exist is checked by :class:`reclab.serving.RecommendationService`, which knows the catalogue.
+:meth:`BusinessRules.from_dict` checks the structure without knowing the catalogue;
+:func:`apply_rules` applies validated rules to one request's scores over the served catalogue
+(:class:`reclab.responses.ItemCatalogue`), which is where unknown item ids and metadata columns
+are found.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
 
 from reclab.errors import InputError
+from reclab.id_maps import coerce_id
+from reclab.plain import norm, plain
+
+if TYPE_CHECKING:
+    from reclab.responses import ItemCatalogue
 
 RULE_KEYS = ("exclude_items", "exclude_top_popular", "include_items", "filters")
 
@@ -45,7 +55,8 @@ class BusinessRules:
 
     Attributes:
         exclude_items: Raw item ids never shown (unless also forced, which is refused).
-        exclude_top_popular: Drop the N most popular train items (distinct users); 0 keeps all.
+        exclude_top_popular: Drop the N most popular train items (most train interactions, the
+            popularity baseline's ranking); 0 keeps all.
         include_items: Items forced in at fixed ranks, sorted by position.
         filters: Metadata column -> allowed values; an item passes when its value (or, for
             list-valued columns such as genres, one of its values) is allowed, for every column.
@@ -187,3 +198,117 @@ def _filters(value: Any) -> dict[str, tuple]:
                 )
         out[column] = tuple(allowed)
     return out
+
+
+def apply_rules(
+    scores: np.ndarray,
+    rules: BusinessRules,
+    catalogue: ItemCatalogue,
+    popular_order: np.ndarray | None,
+    warnings: list[str],
+) -> tuple[list[str], list[ForcedItem]]:
+    """Set the items the rules remove to -inf, in place.
+
+    Args:
+        scores: float64 scores over the catalogue (item_idx order), written in place.
+        rules: Validated rules.
+        catalogue: The served items (id map and metadata).
+        popular_order: Items most popular first, for ``exclude_top_popular``; None when the run
+            has no popularity ranking.
+        warnings: Appended to: ids not in the catalogue, filter values no item has.
+
+    Returns:
+        What was applied, in words, and the forced items with ids of the map's type.
+
+    Raises:
+        InputError: On an id of the wrong type, an unknown metadata column, a non-number for a
+            numeric column, filters without metadata, or exclude_top_popular without a ranking.
+    """
+    item_map = catalogue.item_map
+    applied, forced = [], []
+    if rules.exclude_items:
+        raws = [coerce_id(item, item_map, "item") for item in rules.exclude_items]
+        idx = item_map.to_idx(raws)
+        unknown = [raw for raw, i in zip(raws, idx, strict=True) if i < 0]
+        if unknown:
+            warnings.append(
+                f"exclude_items: {plain(unknown)} are not in the catalogue (nothing to drop)"
+            )
+        scores[idx[idx >= 0]] = -np.inf
+        applied.append(f"exclude_items: {len(raws)} item(s)")
+    if rules.exclude_top_popular:
+        if popular_order is None:
+            raise InputError(
+                "rules.exclude_top_popular needs the run's popularity ranking, which this run "
+                "does not have; drop the rule or serve a run trained with the popularity family"
+            )
+        scores[popular_order[: rules.exclude_top_popular]] = -np.inf
+        applied.append(f"exclude_top_popular: {rules.exclude_top_popular}")
+    for column, allowed in rules.filters.items():
+        scores[~filter_mask(catalogue, column, allowed, warnings)] = -np.inf
+        applied.append(f"filter {column} in {plain(list(allowed))}")
+    if rules.include_items:
+        raws = [coerce_id(f.item_id, item_map, "item") for f in rules.include_items]
+        forced = [
+            ForcedItem(item_id=raw, position=f.position)
+            for f, raw in zip(rules.include_items, raws, strict=True)
+        ]
+        idx = item_map.to_idx(raws)
+        scores[idx[idx >= 0]] = -np.inf  # a forced item is shown once, at its position
+        applied.append(
+            "include_items: " + ", ".join(f"{plain(f.item_id)}@{f.position}" for f in forced)
+        )
+    return applied, forced
+
+
+def filter_mask(
+    catalogue: ItemCatalogue, column: str, allowed: tuple, warnings: list[str]
+) -> np.ndarray:
+    """Items (by idx) whose metadata value, or one of its list values, is allowed.
+
+    Raises:
+        InputError: Without metadata, on an unknown column, or a non-number for a numeric one.
+    """
+    metadata = catalogue.metadata
+    if metadata is None:
+        raise InputError("this model has no item metadata, so rules.filters cannot be used")
+    if column not in metadata.columns:
+        raise InputError(
+            f"rules.filters: unknown metadata column {column!r}; available columns: "
+            f"{', '.join(map(str, metadata.columns))}"
+        )
+    if column in catalogue.list_values:
+        exploded = catalogue.list_values[column]  # item position -> casefolded value
+        present = set(exploded)
+        mask = np.zeros(len(catalogue.item_map), dtype=bool)
+        mask[exploded.index[exploded.isin({norm(v) for v in allowed}).to_numpy()]] = True
+        missing = [v for v in allowed if norm(v) not in present]
+        examples = sorted(present)[:20]
+    else:
+        values = catalogue.column(column)
+        mask, missing = _scalar_mask(values, column, allowed)
+        examples = plain(metadata[column].dropna().unique()[:5].tolist())
+    if missing:
+        warnings.append(
+            f"filter {column}: no item has the value(s) {plain(list(missing))}"
+            + (f" (values look like {examples})" if examples else "")
+        )
+    return mask
+
+
+def _scalar_mask(values: pd.Series, column: str, allowed: tuple) -> tuple[np.ndarray, list]:
+    """Mask and missing values of a filter on a column holding one value per item."""
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = []
+        for v in allowed:
+            try:
+                numbers.append(float(v))
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"rules.filters.{column}: {v!r} is not a number, but {column} is numeric"
+                ) from None
+        missing = [v for v, n in zip(allowed, numbers, strict=True) if not (values == n).any()]
+        return values.isin(numbers).to_numpy(), missing
+    normed = values.map(lambda v: norm(v) if isinstance(v, str) else v)
+    missing = [v for v in allowed if not (normed == norm(v)).any()]
+    return normed.isin({norm(v) for v in allowed}).to_numpy(), missing

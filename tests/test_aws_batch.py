@@ -215,6 +215,7 @@ def compiled(moto_aws) -> dict:
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 
+@pytest.mark.slow
 def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
     states = _batch_states(compiled, {})
     steps = {
@@ -240,6 +241,7 @@ def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
     assert all(params["JobQueue"] == QUEUE for params in states.values())
 
 
+@pytest.mark.slow
 def test_train_gpu_job_definition_uses_the_configured_image(compiled, moto_aws) -> None:
     states = _batch_states(compiled, {})
     batch = moto_client("batch", moto_aws)
@@ -252,6 +254,7 @@ def test_train_gpu_job_definition_uses_the_configured_image(compiled, moto_aws) 
     assert GPU_IMAGE not in others
 
 
+@pytest.mark.slow
 def test_uploaded_code_package_holds_the_flow_tree_and_frozen_config(compiled, moto_aws) -> None:
     env = compiled["States"]["start"]["Parameters"]["ContainerOverrides"]["Environment"]
     url = next(e["Value"] for e in env if e["Name"] == "METAFLOW_CODE_URL")
@@ -275,6 +278,7 @@ def test_uploaded_code_package_holds_the_flow_tree_and_frozen_config(compiled, m
     assert config["user_configs"]["compute"][0]["remote"] is True
 
 
+@pytest.mark.slow
 def test_without_the_config_resources_alone_still_put_the_gpu_on_train_gpu(moto_aws) -> None:
     result = run_flow_on(moto_aws, "--with", "batch", "step-functions", "create", "--only-json")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
@@ -284,6 +288,7 @@ def test_without_the_config_resources_alone_still_put_the_gpu_on_train_gpu(moto_
     assert set(gpus.values()) == {None}
 
 
+@pytest.mark.slow
 def test_remote_config_on_a_local_datastore_fails_fast() -> None:
     """With remote: true the GPU step really carries @batch, which refuses a local datastore."""
     env = dict(os.environ)
@@ -322,6 +327,7 @@ def test_batch_attributes_keep_only_what_is_set_and_refuse_bad_values() -> None:
             batch_attributes(**bad)
 
 
+@pytest.mark.slow
 def test_remote_train_gpu_retries_once_and_others_never(compiled) -> None:
     """@gpu_on_batch adds @retry(times=1) to the remote GPU step only (a lost instance).
 

@@ -626,6 +626,7 @@ def test_hm_without_files_says_where_to_get_them(tmp_path):
         resolve_source("hm", data_dir=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_flow_start_refuses_hm_without_files(tmp_path):
     result = run_flow("run", "--dataset", "hm", "--data-dir", str(tmp_path), timeout=300)
     output = result.stdout + result.stderr

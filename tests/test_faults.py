@@ -30,6 +30,8 @@ import pytest
 
 from tests.conftest import DATASTORE_ROOT, FLOW, point_client_at_session_datastore, run_flow
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 LIMIT = '{"candidate_seconds": 20}'
 FILE_COLUMNS = '{"user": "user", "item": "item", "timestamp": "ts", "weight": "rating"}'
 # A candidate that cannot finish: ALS with ten million iterations (on one thread).

@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import DATASTORE_ROOT, REPO_ROOT, point_client_at_session_datastore, run_flow
 from tests.test_flow_inputs import run_on_ml100k
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 TIMING_COLUMNS = ["fit_seconds", "recommend_seconds", "elapsed_seconds"]
 
 

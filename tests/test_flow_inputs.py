@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import run_flow
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory, ml100k_dir):

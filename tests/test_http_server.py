@@ -155,6 +155,38 @@ def test_pathological_json_is_400(body, message) -> None:
     assert answer.status_code == 400 and message in answer.json["error"]
 
 
+def test_invocations_answer_as_the_service_on_a_small_run() -> None:
+    """The app with a real service on the small in-process run: every query kind, no flow."""
+    from reclab.serving import RecommendationService
+    from tests.small_run import bundle_of, fitted_models, item_metadata, small_run, small_train
+
+    run = small_run()
+    service = RecommendationService(run["sar"], run, "TrainFlow/small")
+    warm_up(service)
+    state = ModelState(lambda: service)
+    state.load()
+    client = Client(create_app(state))
+    assert client.get("/ping").json == {"status": "ready", "run": "TrainFlow/small"}
+    assert client.get("/info").json["capabilities"]["fold_in"] == "sar"
+    rules = {"exclude_items": [201]}
+    pairs = [
+        ({"user_id": "1003", "k": 3, "explain": True}, service.recommend(1003, 3, explain=True)),
+        ({"user_ids": [1003, 5], "k": 2}, {"results": service.recommend_many([1003, 5], 2)}),
+        ({"items": [205], "ratings": [4]}, service.recommend_for_items([205], [4])),
+        ({"similar_to": 205, "k": 4, "rules": rules}, service.similar_items(205, 4, rules)),
+    ]
+    for body, expected in pairs:
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 200 and answer.json == expected, body
+    bad = client.post("/invocations", json={"similar_to": 205, "explain": True})
+    assert bad.status_code == 400 and "explain is not available" in bad.json["error"]
+    bad = client.post("/invocations", json={"user_id": 1003, "rules": {"exclude": [1]}})
+    assert bad.status_code == 400 and "unknown key" in bad.json["error"]
+    # a run without a popularity ranking still warms up and serves known users
+    bare = bundle_of("sar", fitted_models(small_train())["sar"], item_metadata())
+    warm_up(RecommendationService(bare))
+
+
 # ------------------------------------------------------------------------------------------------
 # The real server on the session's run
 # ------------------------------------------------------------------------------------------------
@@ -247,6 +279,7 @@ def post(server: Server, body, headers=JSON, **kwargs) -> requests.Response:
     return requests.post(f"{server.url}/invocations", data=data, headers=headers, timeout=30)
 
 
+@pytest.mark.slow
 def test_ping_goes_from_no_answer_or_503_to_200(server, trained_run) -> None:
     # 'refused' before the socket listens, 503 loading while the model loads, then 200
     assert server.ping_history[-1] == "200:ready"
@@ -261,6 +294,7 @@ def test_ping_goes_from_no_answer_or_503_to_200(server, trained_run) -> None:
     assert log.index("listening on") < log.index("model loaded")
 
 
+@pytest.mark.slow
 def test_info_names_the_run_and_family(server, trained_run) -> None:
     info = requests.get(f"{server.url}/info", timeout=10).json()
     assert info["run"] == trained_run.pathspec
@@ -268,6 +302,7 @@ def test_info_names_the_run_and_family(server, trained_run) -> None:
     assert info["max_k"] == 100 and info["load_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_known_user_matches_the_service(server, trained_run, known_user) -> None:
     from reclab.serving import RecommendationService
 
@@ -286,6 +321,7 @@ def test_known_user_matches_the_service(server, trained_run, known_user) -> None
     assert post(server, {"user_id": str(known_user), "k": 5}).json() == body
 
 
+@pytest.mark.slow
 def test_explain_known_user(server, known_user) -> None:
     body = post(server, {"user_id": known_user, "k": 3, "explain": True}).json()
     assert len(body["items"]) == 3
@@ -294,6 +330,7 @@ def test_explain_known_user(server, known_user) -> None:
     assert explained or any("explanations are not available" in w for w in body["warnings"])
 
 
+@pytest.mark.slow
 def test_user_ids_batch_keeps_order_and_marks_cold_start(server, known_user) -> None:
     body = post(server, {"user_ids": [known_user, UNKNOWN_USER], "k": 4}).json()
     assert [r["user_id"] for r in body["results"]] == [known_user, UNKNOWN_USER]
@@ -302,6 +339,7 @@ def test_user_ids_batch_keeps_order_and_marks_cold_start(server, known_user) -> 
     assert all(len(r["items"]) == 4 for r in body["results"])
 
 
+@pytest.mark.slow
 def test_new_user_items_are_folded_in(server, bundle) -> None:
     items = bundle.item_map.raw_ids[:3].tolist()
     body = post(server, {"items": items, "ratings": [5, 4, 5], "k": 6, "explain": True}).json()
@@ -311,6 +349,7 @@ def test_new_user_items_are_folded_in(server, bundle) -> None:
     assert not {item["item_id"] for item in body["items"]} & set(items)
 
 
+@pytest.mark.slow
 def test_similar_to(server, bundle) -> None:
     item = bundle.item_map.raw_ids[0].item()
     body = post(server, {"similar_to": item, "k": 5}).json()
@@ -318,6 +357,7 @@ def test_similar_to(server, bundle) -> None:
     assert item not in [i["item_id"] for i in body["items"]]
 
 
+@pytest.mark.slow
 def test_rules_exclude_and_force_items(server, known_user) -> None:
     plain = post(server, {"user_id": known_user, "k": 5}).json()
     top = plain["items"][0]["item_id"]
@@ -383,6 +423,7 @@ BIG_BODY = b'{"user_id": 1, "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
     ],
     ids=lambda value: None if isinstance(value, str | dict | bytes | list) else str(value),
 )
+@pytest.mark.slow
 def test_bad_requests_get_a_json_4xx_naming_the_problem(
     server, body, headers, status, message
 ) -> None:
@@ -405,6 +446,7 @@ def test_bad_requests_get_a_json_4xx_naming_the_problem(
         ("POST", "/predict", 404, None),
     ],
 )
+@pytest.mark.slow
 def test_wrong_method_and_unknown_path(server, method, path, status, allow) -> None:
     answer = requests.request(method, f"{server.url}{path}", timeout=10)
     assert answer.status_code == status
@@ -413,6 +455,7 @@ def test_wrong_method_and_unknown_path(server, method, path, status, allow) -> N
     assert answer.headers.get("Allow") == allow
 
 
+@pytest.mark.slow
 def test_server_survives_bad_requests(server, known_user) -> None:
     # after the whole bad-request battery the same process still answers
     assert server.process.poll() is None
@@ -420,6 +463,7 @@ def test_server_survives_bad_requests(server, known_user) -> None:
     assert "Traceback" not in server.log()
 
 
+@pytest.mark.slow
 def test_taken_port_exits_2_with_a_message(server) -> None:
     result = subprocess.run(
         [sys.executable, str(SERVE), "--port", str(server.port), "--run-id", "1"],
@@ -458,6 +502,7 @@ def test_unknown_run_keeps_ping_503_with_the_error(tmp_path) -> None:
         server.stop()
 
 
+@pytest.mark.slow
 def test_small_load_test_has_no_errors(server, tmp_path, bundle) -> None:
     users = bundle.user_map.raw_ids
     results = tmp_path / "load.json"

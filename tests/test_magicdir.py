@@ -191,6 +191,7 @@ def _archive_files(data: bytes, tmp_path: Path, name: str) -> dict[str, bytes]:
     return _files(tmp_path / name)
 
 
+@pytest.mark.slow
 def test_linear_chain_sees_earlier_files(metaflow_env: Path, tmp_path: Path) -> None:
     run = _run("linear_flow.py", metaflow_env)
     start, a, end = run["start"].task, run["a"].task, run["end"].task
@@ -215,6 +216,7 @@ def test_linear_chain_sees_earlier_files(metaflow_env: Path, tmp_path: Path) -> 
     _assert_cleaned_up(paths, metaflow_env)
 
 
+@pytest.mark.slow
 def test_foreach_branches_are_isolated_and_join_uses_subfolders(
     metaflow_env: Path, tmp_path: Path
 ) -> None:
@@ -243,6 +245,7 @@ def test_foreach_branches_are_isolated_and_join_uses_subfolders(
     _assert_cleaned_up(join["branch_paths"].data, metaflow_env)
 
 
+@pytest.mark.slow
 def test_foreach_readers_reuse_bytes_and_join_restores_once(
     metaflow_env: Path,
 ) -> None:
@@ -264,6 +267,7 @@ def test_foreach_readers_reuse_bytes_and_join_restores_once(
     _assert_cleaned_up(join["branch_paths"].data, metaflow_env)
 
 
+@pytest.mark.slow
 def test_resume_restores_the_directory(
     metaflow_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -301,6 +305,7 @@ def test_resume_restores_the_directory(
     ("flow", "message"),
     [("bad_name_flow.py", "simple relative name"), ("twin_dir_flow.py", "appears 2 times")],
 )
+@pytest.mark.slow
 def test_misuse_fails_before_any_step(metaflow_env: Path, flow: str, message: str) -> None:
     result = subprocess.run(
         [sys.executable, str(FLOWS / flow), "show"],

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 # Not `from tests.conftest import ...`: that imports conftest a second time under another name,
 # which makes a new temporary Metaflow root and repoints os.environ away from the session's runs.
 REPO_ROOT = Path(__file__).resolve().parents[1]

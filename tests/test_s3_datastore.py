@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import DATASTORE_ROOT, REPO_ROOT
 from tests.test_aws_batch import BUCKET, moto_aws, run_flow_on  # noqa: F401 -- fixture
 
+pytestmark = pytest.mark.slow  # every test here runs the flow (or reads its run)
+
 READER = r"""
 import json, sys, tempfile
 from pathlib import Path

@@ -60,6 +60,7 @@ from reclab.models.base import (
     cosine_similarity_scores,
     dot_product_scores,
 )
+from reclab.models.capabilities import FoldIn, ItemSimilarity
 from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ ENGINES = ("implicit", "spark")
 WEIGHTINGS = ("bm25", "tfidf", "linear", "none")
 
 
-class ALSRecommender(Recommender):
+class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
     """Implicit-feedback ALS; scores are dot products of learned user and item factors.
 
     Args:

@@ -29,13 +29,14 @@ from reclab.models.base import (
     explain_item_item,
     sparse_similarity_row,
 )
+from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
 from reclab.models.item_item import top_k_item_item
 from reclab.models.params import check_number
 
 logger = logging.getLogger(__name__)
 
 
-class ItemKNNRecommender(Recommender):
+class ItemKNNRecommender(Recommender, FoldIn, ItemSimilarity, Explains):
     """Scores items by the summed cosine similarity to the user's train items' neighbours.
 
     Args:

@@ -61,6 +61,7 @@ from reclab.models.base import (
     sparse_similarity_row,
     top_k,
 )
+from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
 from reclab.models.item_item import (
     HISTOGRAM_BINS,
     cooccurrence_counts,
@@ -92,7 +93,7 @@ _ALIASES = {
 }
 
 
-class SARRecommender(Recommender):
+class SARRecommender(Recommender, FoldIn, ItemSimilarity, Explains):
     """Item-to-item SAR: time-decayed user affinity times a co-occurrence-based item similarity.
 
     Args:

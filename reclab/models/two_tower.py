@@ -78,6 +78,7 @@ from reclab.models.base import (
     cosine_similarity_scores,
     dot_product_scores,
 )
+from reclab.models.capabilities import ItemSimilarity
 from reclab.models.deep_scale import (
     VALIDATION_SAMPLE_USERS,
     capped_train_rows,
@@ -94,7 +95,7 @@ _FORMAT_VERSION = 1
 OPTIMIZERS = ("adam", "adagrad")
 
 
-class TwoTowerRecommender(Recommender):
+class TwoTowerRecommender(Recommender, ItemSimilarity):
     """Merlin two-tower model: user tower . item tower, in-batch softmax with logQ correction.
 
     The defaults are the best settings of ``/shared/FINDINGS.md``: sum-of-embeddings towers of
