@@ -200,7 +200,7 @@ def log(message: str) -> None:
 def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) -> None:
     """Fit our family on the benchmark inputs, recommend for every listed user, write results."""
     logging.basicConfig(level=logging.WARNING)
-    from reclab.models.base import TrainData
+    from reclab.models.base import TrainData, ValidationWindow
 
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
@@ -218,13 +218,14 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
     )
     # As in the flow: the validation window is there for families that early-stop on it.
     valid = pd.read_parquet(input_dir / "valid.parquet")
-    train.valid_user_idx = valid["user_idx"].to_numpy(dtype=np.int64)
-    train.valid_item_idx = valid["item_idx"].to_numpy(dtype=np.int64)
+    validation = ValidationWindow(
+        valid["user_idx"].to_numpy(dtype=np.int64), valid["item_idx"].to_numpy(dtype=np.int64)
+    )
     model = cls(**params)
     # The user x item matrix is input preparation, as the references build theirs before timing.
     _ = train.matrix
     with PeakMemory() as memory:
-        _, fit_seconds = timed(model.fit, train)
+        _, fit_seconds = timed(model.fit, train, validation)
         (items, scores), recommend_seconds = timed(
             model.recommend, users, int(meta["k"]), exclude_seen=True
         )

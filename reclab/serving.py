@@ -33,6 +33,7 @@ from reclab.bundle import ModelBundle
 from reclab.errors import InputError
 from reclab.id_maps import IdMap
 from reclab.models.base import Recommender
+from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
 from reclab.rules import BusinessRules, ForcedItem
 
 logger = logging.getLogger(__name__)
@@ -206,8 +207,8 @@ class RecommendationService:
             winner), ``cold_start`` (``"popularity"``), ``fold_in`` and ``similar_items``
             (the serving family or None), ``explain_known_users`` / ``explain_fold_in`` (bool).
         """
-        fold = self._capable("can_fold_in")
-        similar = self._capable("can_find_similar")
+        fold = self._capable(FoldIn)
+        similar = self._capable(ItemSimilarity)
         return {
             "family": self.best.family,
             "params": _plain(self.best.params),
@@ -221,8 +222,8 @@ class RecommendationService:
                 "cold_start": "popularity",
                 "fold_in": fold.family if fold else None,
                 "similar_items": similar.family if similar else None,
-                "explain_known_users": bool(self._model.can_explain),
-                "explain_fold_in": bool(fold and fold.model.can_explain),
+                "explain_known_users": isinstance(self._model, Explains),
+                "explain_fold_in": bool(fold and isinstance(fold.model, Explains)),
             },
         }
 
@@ -352,7 +353,7 @@ class RecommendationService:
             scores, tiebreak = self._popularity.copy(), self._raw_rank
             strategy, served_by, model = "fallback_popularity", "popularity", None
         else:
-            bundle = self._capable("can_fold_in")
+            bundle = self._capable(FoldIn)
             if bundle is None:
                 warnings.append(
                     f"no family of this run can fold in a new user ({self._families()}): "
@@ -367,9 +368,9 @@ class RecommendationService:
             scores[history] = -np.inf
         explain_with = None
         if explain:
-            if model is not None and model.can_explain:
+            if model is not None and isinstance(model, Explains):
                 # SAR without use_weights scores every history item as 1; explain it the same way
-                used = history_weights if getattr(model, "use_weights", True) else None
+                used = history_weights if model.params.get("use_weights", True) else None
                 explain_with = (model, history, used)
             else:
                 warnings.append(f"explanations are not available for {served_by}")
@@ -404,7 +405,7 @@ class RecommendationService:
                 f"{_plain(self._item_map.raw_ids[:3].tolist())}); similar items need a known item"
             )
         warnings: list[str] = []
-        bundle = self._capable("can_find_similar")
+        bundle = self._capable(ItemSimilarity)
         if bundle is None:
             warnings.append(
                 f"no family of this run has item similarity ({self._families()}): "
@@ -432,7 +433,7 @@ class RecommendationService:
         if idx >= 0:
             scores = self._model.scores(np.array([idx]))[0].astype(np.float64)
             tiebreak, strategy, served_by = None, "model", self.best.family
-            if explain and self._model.can_explain:
+            if explain and isinstance(self._model, Explains):
                 history, weights = self._model.user_history(idx)
                 explain_with = (self._model, history, weights)
             elif explain:
@@ -626,13 +627,13 @@ class RecommendationService:
             return {"title": None} if self._metadata is not None else {}
         return {str(c): _plain(v) for c, v in self._metadata.loc[raw].items()}
 
-    def _capable(self, capability: str) -> ModelBundle | None:
+    def _capable(self, capability: type) -> ModelBundle | None:
         """The first bundle (winner, then leaderboard order) whose family has the capability."""
         from reclab.models.registry import FAMILIES
 
         for bundle in self._bundles:
             # the class answers without deserialising the model
-            if getattr(FAMILIES[bundle.family].load_class(), capability, False):
+            if issubclass(FAMILIES[bundle.family].load_class(), capability):
                 return bundle
         return None
 

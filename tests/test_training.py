@@ -13,6 +13,7 @@ from reclab.errors import InputError
 from reclab.evaluation import EvaluationResult
 from reclab.grids import load_grids
 from reclab.id_maps import IdMap
+from reclab.models.base import evaluate_window
 from reclab.models.baselines import PopularityRecommender
 from reclab.models.registry import parse_model_list
 from reclab.training import (
@@ -159,8 +160,8 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
     assert calls == [50]
 
     for name, window in windows.items():
-        old = train.evaluate_window(
-            model.recommend, window.user_idx, window.item_idx, (k,), samples, seed
+        old = evaluate_window(
+            train, model.recommend, window.user_idx, window.item_idx, (k,), samples, seed
         )
         new = evaluated.results[name]
         assert new.metrics.keys() == old.metrics.keys()
@@ -170,8 +171,8 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
             assert new.intervals[key] == pytest.approx((low, high), rel=1e-12), key
         assert new.counts == old.counts
         pd.testing.assert_frame_equal(new.per_user, old.per_user, rtol=1e-12)
-        old_curves = train.evaluate_window(
-            model.recommend, window.user_idx, window.item_idx, CURVE_KS
+        old_curves = evaluate_window(
+            train, model.recommend, window.user_idx, window.item_idx, CURVE_KS
         )
         curve = evaluated.curves[evaluated.curves["window"] == name]
         assert curve["k"].tolist() == list(CURVE_KS)

@@ -27,10 +27,13 @@ stated:
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from reclab.models.base import TrainData
+from reclab.models.base import TrainData, ValidationWindow
 
 logger = logging.getLogger(__name__)
 
@@ -131,21 +134,24 @@ def capped_train_rows(
     return rows, note
 
 
-def validation_sample(train: TrainData, max_users: int | None, seed: int) -> TrainData:
-    """The train data an epoch's validation NDCG is measured on: at most ``max_users`` warm
-    validation users, drawn with ``seed``, with all their validation and train rows.
+def validation_sample(
+    train: TrainData, validation: ValidationWindow, max_users: int | None, seed: int
+) -> tuple[TrainData, ValidationWindow]:
+    """The train data and window an epoch's validation NDCG is measured on: at most
+    ``max_users`` warm validation users, drawn with ``seed``, with all their validation and
+    train rows.
 
     Per user the evaluator reads only that user's train and window rows, so each sampled user
     scores exactly as in a full evaluation; cold window users are never evaluated and are left
-    out. Returns ``train`` itself when there is no window or it has at most ``max_users`` warm
-    users.
+    out. Returns ``(train, validation)`` themselves when the window has at most ``max_users``
+    warm users.
     """
-    if max_users is None or train.valid_user_idx is None or train.valid_item_idx is None:
-        return train
-    window_users = np.asarray(train.valid_user_idx, dtype=np.int64)
+    if max_users is None:
+        return train, validation
+    window_users = np.asarray(validation.user_idx, dtype=np.int64)
     warm_users = np.unique(window_users[window_users >= 0])
     if len(warm_users) <= max_users:
-        return train
+        return train, validation
     chosen = np.zeros(train.n_users, dtype=bool)
     chosen[np.random.default_rng(seed).choice(warm_users, size=max_users, replace=False)] = True
     window_rows = (window_users >= 0) & chosen[np.maximum(window_users, 0)]
@@ -155,7 +161,7 @@ def validation_sample(train: TrainData, max_users: int | None, seed: int) -> Tra
         max_users,
         len(warm_users),
     )
-    return TrainData(
+    sample = TrainData(
         user_idx=train.user_idx[train_rows],
         item_idx=train.item_idx[train_rows],
         weight=train.weight[train_rows],
@@ -163,6 +169,49 @@ def validation_sample(train: TrainData, max_users: int | None, seed: int) -> Tra
         n_users=train.n_users,
         n_items=train.n_items,
         item_ids=train.item_ids,
-        valid_user_idx=window_users[window_rows],
-        valid_item_idx=np.asarray(train.valid_item_idx, dtype=np.int64)[window_rows],
     )
+    window = ValidationWindow(
+        user_idx=window_users[window_rows],
+        item_idx=np.asarray(validation.item_idx, dtype=np.int64)[window_rows],
+    )
+    return sample, window
+
+
+class EpochSelector:
+    """Keeps the best epoch by validation NDCG@10 and says when to stop early (NCF, two-tower).
+
+    Args:
+        name: The family's name in log lines.
+        patience: Stop after this many epochs without a better NDCG; None never stops early.
+        log: The family's logger (its early-stop line is the family's).
+    """
+
+    def __init__(self, name: str, patience: int | None, log: logging.Logger) -> None:
+        self.name = name
+        self.patience = patience
+        self.log = log
+        self.best_ndcg = -math.inf
+        self.best_epoch: int | None = None
+        self.best: Any = None  # what the family keeps of its best epoch
+        self.stale = 0
+
+    def record(self, epoch: int, ndcg: float, snapshot: Callable[[], Any]) -> None:
+        """Note an epoch's NDCG; ``snapshot()`` is kept when it is the best so far."""
+        if ndcg > self.best_ndcg:
+            self.best_ndcg, self.stale, self.best_epoch = ndcg, 0, epoch
+            self.best = snapshot()
+        else:
+            self.stale += 1
+
+    def should_stop(self, epoch: int) -> bool:
+        """True (and logged) when ``patience`` epochs in a row brought no better NDCG."""
+        if self.patience is None or self.stale < self.patience:
+            return False
+        self.log.info(
+            "%s: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
+            self.name,
+            epoch,
+            self.best_epoch,
+            self.best_ndcg,
+        )
+        return True
