@@ -9,6 +9,7 @@ clusters; the planted-pattern test maps them back through the id maps.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -169,15 +170,7 @@ def test_renamed_feature_columns_are_still_found_by_tags(tmp_path) -> None:
 
 def test_needs_the_nvtabular_output(tiny) -> None:
     train = tiny[0]
-    bare = TrainData(
-        user_idx=train.user_idx,
-        item_idx=train.item_idx,
-        weight=train.weight,
-        ts=train.ts,
-        n_users=train.n_users,
-        n_items=train.n_items,
-        item_ids=train.item_ids,
-    )
+    bare = dataclasses.replace(train, nvt_dir=None)
     with pytest.raises(ValueError, match="nvt_dir"):
         make_tiny().fit(bare)
 

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from reclab.models.base import TrainData, ValidationWindow
+from reclab.models.base import PicklesThroughBytes, TrainData, ValidationWindow
+from reclab.models.params import check_field, check_number, set_field
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,56 @@ CPU_MAX_TRAIN_ROWS = 1_000_000
 # on the difference of two epochs measured on the same users. NCF scores
 # every item through its MLP: 2,000 users x 52-59k items took 13-33 s per epoch on one thread.
 VALIDATION_SAMPLE_USERS = 2_000
+
+
+@dataclass(frozen=True)
+class DeepParams:
+    """The hyper-parameters the deep families share, checked once; each family's ``Params``
+    subclasses it, adds its own fields and may change a default (the families' docstrings
+    describe every field).
+
+    Attributes:
+        epochs: Maximum number of epochs.
+        batch_size: Train rows per optimizer step.
+        learning_rate: The optimizer's learning rate (> 0).
+        mlp_dims: Layer sizes of the family's MLP.
+        early_stopping_patience: With a validation window, stop after this many epochs without
+            a better validation NDCG@10; None never stops early.
+        seed: Seeds the fit.
+        deterministic: Ask the framework for deterministic ops while fitting.
+        max_train_rows: The row cap: ``"auto"``, None or an int >= 1 (module docstring).
+        validation_sample_users: Warm validation users the per-epoch NDCG@10 is measured on
+            (None: all of them).
+    """
+
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    mlp_dims: Sequence[int] = ()
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    deterministic: bool = False
+    max_train_rows: int | str | None = "auto"
+    validation_sample_users: int | None = VALIDATION_SAMPLE_USERS
+
+    def __post_init__(self) -> None:
+        check_field(self, "epochs", 1, integer=True)
+        check_field(self, "batch_size", 1, integer=True)
+        check_field(self, "learning_rate", 0, low_open=True)
+        dims = tuple(check_number("mlp_dims[]", d, 1, integer=True) for d in self.mlp_dims)
+        set_field(self, "mlp_dims", dims)
+        check_field(self, "early_stopping_patience", 1, integer=True, allow_none=True)
+        check_field(self, "seed", 0, integer=True)
+        set_field(self, "deterministic", bool(self.deterministic))
+        set_field(self, "max_train_rows", check_max_train_rows(self.max_train_rows))
+        users = check_validation_sample_users(self.validation_sample_users)
+        set_field(self, "validation_sample_users", users)
+
+    def train_rows(self, train: TrainData, on_gpu: bool) -> tuple[np.ndarray | None, str]:
+        """:func:`capped_train_rows` under this cap (``"auto"`` resolved for the device)."""
+        return capped_train_rows(
+            train, resolve_max_train_rows(self.max_train_rows, on_gpu), self.seed
+        )
 
 
 def check_max_train_rows(value: int | str | None) -> int | str | None:
@@ -175,6 +227,17 @@ def validation_sample(
         item_idx=np.asarray(validation.item_idx, dtype=np.int64)[window_rows],
     )
     return sample, window
+
+
+class EpochTrained(PicklesThroughBytes):
+    """A deep family's mixin: trained epoch by epoch, it keeps one ``history`` record per epoch
+    and the ``best_epoch`` chosen on validation (None without a window), and pickles through
+    its framework-free ``to_bytes`` payload."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
 
 
 class EpochSelector:

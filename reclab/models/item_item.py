@@ -684,24 +684,11 @@ class ItemItemRecommender(Recommender, FoldIn, ItemSimilarity, Explains):
         return sparse_similarity_row(self.item_similarity, item_idx)
 
     def explain(
-        self,
-        history_idx: np.ndarray,
-        history_weights: np.ndarray,
-        item_idx: np.ndarray,
-        k: int = 3,
+        self, history_idx: np.ndarray, history_weights: np.ndarray, item_idx: np.ndarray, k: int = 3
     ) -> list[list[tuple[int, float]]]:
-        """History items with the largest ``weight * similarity`` terms of each item's score.
-
-        Args:
-            history_idx: Encoded history items.
-            history_weights: Their weights (SAR: affinities from :meth:`user_history` or the
-                fold-in); ignored where the user side is binary (item KNN).
-            item_idx: Encoded recommended items.
-            k: Contributors per recommended item.
-
-        Returns:
-            Per item, up to k ``(item_idx, contribution)`` pairs, largest first.
-        """
+        """History items with the largest ``weight * similarity`` terms of each item's score
+        (:meth:`Explains.explain`). ``history_weights`` are SAR's affinities (from
+        :meth:`user_history` or the fold-in); item KNN ignores them (its user side is binary)."""
         if self.binary_user_side:
             history_weights = np.ones(len(history_idx), dtype=np.float32)
         return explain_item_item(self.item_similarity, history_idx, history_weights, item_idx, k)

@@ -53,26 +53,16 @@ import torch
 from torch import nn
 
 from reclab.models.base import (
-    PicklesThroughBytes,
     Recommender,
     TrainData,
     ValidationWindow,
     check_format_version,
 )
-from reclab.models.deep_scale import (
-    VALIDATION_SAMPLE_USERS,
-    EpochSelector,
-    capped_train_rows,
-    check_max_train_rows,
-    check_validation_sample_users,
-    resolve_max_train_rows,
-    validation_sample,
-)
-from reclab.models.params import check_field, check_number, set_field
+from reclab.models.deep_scale import DeepParams, EpochSelector, EpochTrained, validation_sample
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
 _MAX_REJECTION_ROUNDS = 50
 # recommend scores at most about this many (user, item) pairs per user batch: 256 MB of float32
 # per score matrix, whatever the training batch size and the catalogue.
@@ -284,7 +274,7 @@ def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> 
 
 
 @dataclass(frozen=True)
-class NCFParams:
+class NCFParams(DeepParams):
     """Hyper-parameters of :class:`NCFRecommender`.
 
     The defaults are the reference settings of ``shared/FINDINGS.md``: 16-dim GMF, MLP
@@ -334,54 +324,36 @@ class NCFParams:
 
     """
 
-    gmf_dim: int = 16
     mlp_dims: Sequence[int] = (64, 32, 16)
+    deterministic: bool = True
+    gmf_dim: int = 16
     mlp_embedding_dim: int | None = None
     negatives: int = 4
     reject_positives: bool = True
-    epochs: int = 10
-    batch_size: int = 1024
-    learning_rate: float = 1e-3
     weight_decay: float = 0.0
     dropout: float = 0.0
-    early_stopping_patience: int | None = None
-    seed: int = 0
     device: str = "auto"
     num_threads: int | None = 1
-    deterministic: bool = True
     score_chunk_pairs: int = 1 << 16
-    max_train_rows: int | str | None = "auto"
-    validation_sample_users: int | None = VALIDATION_SAMPLE_USERS
 
     def __post_init__(self) -> None:
-        for name in ("gmf_dim", "negatives", "epochs", "batch_size", "score_chunk_pairs"):
+        super().__post_init__()  # epochs, batch size, learning rate, mlp_dims, seed, the cap
+        for name in ("gmf_dim", "negatives", "score_chunk_pairs"):
             check_field(self, name, 1, integer=True)
-        mlp_dims = tuple(check_number("mlp_dims[]", d, 1, integer=True) for d in self.mlp_dims)
-        set_field(self, "mlp_dims", mlp_dims)
         if self.mlp_embedding_dim is None:
-            if not mlp_dims or mlp_dims[0] % 2:
+            if not self.mlp_dims or self.mlp_dims[0] % 2:
                 raise ValueError(
                     "without mlp_embedding_dim, mlp_dims[0] must be even (it is the width of "
-                    f"the two concatenated MLP embeddings), got {list(mlp_dims)}"
+                    f"the two concatenated MLP embeddings), got {list(self.mlp_dims)}"
                 )
         else:
             check_field(self, "mlp_embedding_dim", 1, integer=True)
-        check_field(self, "learning_rate", 0, low_open=True)
         check_field(self, "weight_decay", 0)
         check_field(self, "dropout", 0, 1, high_open=True)
-        check_field(self, "early_stopping_patience", 1, integer=True, allow_none=True)
         check_field(self, "num_threads", 1, integer=True, allow_none=True)
-        check_field(self, "seed", 0, integer=True)
         resolve_device(self.device)  # validates the name
         set_field(self, "device", str(self.device))
         set_field(self, "reject_positives", bool(self.reject_positives))
-        set_field(self, "deterministic", bool(self.deterministic))
-        set_field(self, "max_train_rows", check_max_train_rows(self.max_train_rows))
-        set_field(
-            self,
-            "validation_sample_users",
-            check_validation_sample_users(self.validation_sample_users),
-        )
 
     def mlp_shape(self) -> tuple[int, tuple[int, ...]]:
         """(MLP embedding size per side, the MLP's linear layer sizes)."""
@@ -390,7 +362,7 @@ class NCFParams:
         return self.mlp_embedding_dim, tuple(self.mlp_dims)
 
 
-class NCFRecommender(PicklesThroughBytes, Recommender):
+class NCFRecommender(EpochTrained, Recommender):
     """NeuMF (GMF + MLP) trained on implicit feedback with sampled negatives.
 
     Hyper-parameters: :class:`NCFParams`; a value out of range raises a ``ValueError``.
@@ -398,13 +370,11 @@ class NCFRecommender(PicklesThroughBytes, Recommender):
 
     family = "ncf"
     Params = NCFParams
-    format_version = _FORMAT_VERSION
+    format_version = 1
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.network: NeuMF | None = None
-        self.history: list[dict[str, float]] = []
-        self.best_epoch: int | None = None
         self._device = torch.device("cpu")
 
     @property
@@ -497,9 +467,7 @@ class NCFRecommender(PicklesThroughBytes, Recommender):
         """(users, items, sorted ``user * n_items + item`` keys) of the distinct positives of
         the (capped) train rows; sets ``train_rows_used`` and ``train_sample``."""
         params = self.hparams
-        rows, self.train_sample = capped_train_rows(
-            train, resolve_max_train_rows(params.max_train_rows, on_gpu), params.seed
-        )
+        rows, self.train_sample = params.train_rows(train, on_gpu)
         user_idx, item_idx = train.user_idx, train.item_idx
         if rows is not None:
             user_idx, item_idx = user_idx[rows], item_idx[rows]

@@ -60,7 +60,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,30 +73,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from reclab.id_maps import IdMap
 from reclab.models.base import (
     DotProductRecommender,
-    PicklesThroughBytes,
     TrainData,
     ValidationWindow,
     check_format_version,
 )
-from reclab.models.deep_scale import (
-    VALIDATION_SAMPLE_USERS,
-    EpochSelector,
-    capped_train_rows,
-    check_max_train_rows,
-    check_validation_sample_users,
-    resolve_max_train_rows,
-    validation_sample,
-)
-from reclab.models.params import check_field, check_number, set_field
+from reclab.models.deep_scale import DeepParams, EpochSelector, EpochTrained, validation_sample
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
 OPTIMIZERS = ("adam", "adagrad")
 
 
 @dataclass(frozen=True)
-class TwoTowerParams:
+class TwoTowerParams(DeepParams):
     """Hyper-parameters of :class:`TwoTowerRecommender`.
 
     The defaults are the best settings of ``/shared/FINDINGS.md``: sum-of-embeddings towers of
@@ -135,27 +124,17 @@ class TwoTowerParams:
 
     """
 
-    epochs: int = 10
-    batch_size: int = 1024
     learning_rate: float = 3e-3
+    early_stopping_patience: int | None = 3
     optimizer: str = "adam"
     embedding_dim: int = 64
-    mlp_dims: Sequence[int] = ()
     temperature: float = 0.2
     l2_normalize: bool = True
     logq_correction: bool = True
-    early_stopping_patience: int | None = 3
-    seed: int = 0
-    deterministic: bool = False
-    max_train_rows: int | str | None = "auto"
-    validation_sample_users: int | None = VALIDATION_SAMPLE_USERS
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "embedding_dim"):
-            check_field(self, name, 1, integer=True)
-        mlp_dims = tuple(check_number("mlp_dims[]", d, 1, integer=True) for d in self.mlp_dims)
-        set_field(self, "mlp_dims", mlp_dims)
-        check_field(self, "learning_rate", 0, low_open=True)
+        super().__post_init__()  # epochs, batch size, learning rate, mlp_dims, seed, the cap
+        check_field(self, "embedding_dim", 1, integer=True)
         optimizer = str(self.optimizer).lower()
         if optimizer not in OPTIMIZERS:
             raise ValueError(
@@ -163,19 +142,11 @@ class TwoTowerParams:
             )
         set_field(self, "optimizer", optimizer)
         check_field(self, "temperature", 0, low_open=True)
-        check_field(self, "early_stopping_patience", 1, integer=True, allow_none=True)
-        check_field(self, "seed", 0, integer=True)
-        for name in ("l2_normalize", "logq_correction", "deterministic"):
+        for name in ("l2_normalize", "logq_correction"):
             set_field(self, name, bool(getattr(self, name)))
-        set_field(self, "max_train_rows", check_max_train_rows(self.max_train_rows))
-        set_field(
-            self,
-            "validation_sample_users",
-            check_validation_sample_users(self.validation_sample_users),
-        )
 
 
-class TwoTowerRecommender(PicklesThroughBytes, DotProductRecommender):
+class TwoTowerRecommender(EpochTrained, DotProductRecommender):
     """Merlin two-tower model: user tower . item tower, in-batch softmax with logQ correction.
 
     Hyper-parameters: :class:`TwoTowerParams`; a value out of range raises a ``ValueError``.
@@ -183,14 +154,12 @@ class TwoTowerRecommender(PicklesThroughBytes, DotProductRecommender):
 
     family = "two_tower"
     Params = TwoTowerParams
-    format_version = _FORMAT_VERSION
+    format_version = 1
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.user_embeddings: np.ndarray | None = None
         self.item_embeddings: np.ndarray | None = None
-        self.history: list[dict[str, float]] = []
-        self.best_epoch: int | None = None
         self.inputs: dict[str, list[str]] = {}
         self.keras_model: Any = None  # the trained Merlin model of this process (not saved)
 
@@ -224,9 +193,7 @@ class TwoTowerRecommender(PicklesThroughBytes, DotProductRecommender):
         params = self.hparams
         started = time.perf_counter()
         gpus = tf.config.list_logical_devices("GPU")
-        rows, self.train_sample = capped_train_rows(
-            train, resolve_max_train_rows(params.max_train_rows, bool(gpus)), params.seed
-        )
+        rows, self.train_sample = params.train_rows(train, bool(gpus))
         data = _TowerData.load(Path(train.nvt_dir), train, rows)
         self.train_rows_used = len(data.train_frame)
         self.inputs = {
