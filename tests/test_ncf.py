@@ -278,3 +278,17 @@ def test_fits_after_metaflow_vendored_typing_extensions_was_imported() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fitted" in done.stdout
+
+
+def test_scoring_never_changes_the_process_wide_torch_threads(monkeypatch) -> None:
+    """Serving scores from several threads: a per-call torch.set_num_threads would race."""
+    model = NCFRecommender(**{**TINY, "epochs": 1}).fit(planted_clusters())
+    restored = NCFRecommender.from_bytes(model.to_bytes())
+
+    def refuse(_threads: int) -> None:
+        raise AssertionError("scoring changed torch's process-wide thread count")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    users = np.arange(10)
+    np.testing.assert_array_equal(restored.scores(users), model.scores(users))
+    restored.recommend(users, 5)

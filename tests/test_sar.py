@@ -340,3 +340,21 @@ def test_cooccurrence_counts_equal_the_sparse_product():
     counts = cooccurrence_counts(binary, 2, histograms)
     assert counts.has_sorted_indices
     np.testing.assert_array_equal(counts.toarray(), np.where(product >= 2, product, 0))
+
+
+def test_scoring_caches_are_built_at_fit_and_load_not_by_the_first_request() -> None:
+    """Serving threads share the model: nothing is built lazily on their first call."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    train = _sparse_random_train(n_users=200, n_items=60, per_user=20)
+    model = SARRecommender(similarity="jaccard").fit(train)
+    assert isinstance(model._dense_similarity, np.ndarray)  # small catalogue: dense copy
+    restored = pickle.loads(pickle.dumps(model))
+    assert isinstance(restored._dense_similarity, np.ndarray)  # rebuilt at load
+    users = np.arange(train.n_users)
+    expected = model.recommend(users, 10)[0]
+    with ThreadPoolExecutor(4) as pool:
+        lists = list(pool.map(lambda u: restored.recommend(users[u::4], 10)[0], range(4)))
+    for offset, part in enumerate(lists):
+        np.testing.assert_array_equal(part, expected[offset::4])
