@@ -44,32 +44,27 @@ class ItemMeanParams:
     """Hyper-parameters of :class:`ItemMeanRecommender`.
 
     Attributes:
-        prior_count: Pseudo-interactions of weight ``prior_weight`` added to every item, so an
-            item seen once does not outrank one seen a hundred times (>= 0).
-        prior_weight: The weight those pseudo-interactions carry.
+        prior_count: Pseudo-interactions of weight 0 added to every item, so an item rated 5
+            once does not outrank one rated 4.5 a hundred times (>= 0).
     """
 
     prior_count: float = 10.0
-    prior_weight: float = 0.0
 
     def __post_init__(self) -> None:
         check_field(self, "prior_count", 0)
-        check_field(self, "prior_weight")
 
 
 class ItemMeanRecommender(Recommender):
-    """Ranks items by their mean train weight (rating), shrunk towards ``prior_weight``."""
+    """Ranks items by their mean train weight (rating), shrunk towards 0 by ``prior_count``."""
 
     family = "item_mean"
     Params = ItemMeanParams
+    format_version = 1
 
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         sums = np.bincount(train.item_idx, weights=train.weight, minlength=train.n_items)
         counts = np.bincount(train.item_idx, minlength=train.n_items)
-        prior = self.hparams.prior_count
-        self.item_means = (
-            (sums + prior * self.hparams.prior_weight) / np.maximum(counts + prior, 1e-12)
-        ).astype(np.float32)
+        self.item_means = (sums / (counts + self.hparams.prior_count)).astype(np.float32)
 
     def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         out[:] = self.item_means
@@ -101,14 +96,14 @@ class TestItemMeanContract(RecommenderContract):
 def test_parameters_are_checked_once_and_unknown_names_are_refused() -> None:
     model = ItemMeanRecommender(prior_count=3)
     assert model.hparams == ItemMeanParams(prior_count=3.0)
-    assert model.params == {"prior_count": 3.0, "prior_weight": 0.0}
+    assert model.params == {"prior_count": 3.0}
     assert isinstance(model.hparams.prior_count, float)  # normalised at construction
     with pytest.raises(ValueError, match=r"prior_count must be a finite number >= 0"):
         ItemMeanRecommender(prior_count=-1)
     with pytest.raises(ValueError, match=r"prior_count must be a finite number"):
         ItemMeanRecommender(prior_count=float("nan"))
     message = r"item_mean: unknown parameter\(s\) \['prior'\]; item_mean accepts"
-    with pytest.raises(ValueError, match=message + r" \['prior_count', 'prior_weight'\]"):
+    with pytest.raises(ValueError, match=message + r" \['prior_count'\]"):
         ItemMeanRecommender(prior=1)
 
 
