@@ -125,6 +125,7 @@ def worker(family: str, work: Path, epochs: int, score_users: int, seed: int, ou
         import torch  # noqa: F401  (torch before TensorFlow, as the flow does)
     from reclab.encoded import load_train, load_window
     from reclab.id_maps import IdMap
+    from reclab.models.base import ValidationWindow
     from reclab.models.registry import make_model
     from workflow_builder.workflow import ITEM_ID, USER_ID
 
@@ -134,12 +135,12 @@ def worker(family: str, work: Path, epochs: int, score_users: int, seed: int, ou
     item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
     train = load_train(work / "built" / "encoded", user_map, item_map)
     valid = load_window(work / "built" / "encoded", "valid")
-    train.valid_user_idx, train.valid_item_idx = valid.user_idx, valid.item_idx
+    validation = ValidationWindow(valid.user_idx, valid.item_idx)
     params = {"epochs": epochs, "max_train_rows": None, "early_stopping_patience": None}
     model = make_model(family, params, seed=seed)
     rss_before = memory_mb("VmRSS")
     started = time.perf_counter()
-    model.fit(train)
+    model.fit(train, validation)
     fit_seconds = time.perf_counter() - started
     warm = np.unique(valid.user_idx[valid.user_idx >= 0])
     chosen = np.random.default_rng(seed).choice(warm, min(score_users, len(warm)), replace=False)

@@ -205,7 +205,7 @@ def log(message: str) -> None:
 def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) -> None:
     """Fit our family on the benchmark inputs, recommend for every listed user, write results."""
     logging.basicConfig(level=logging.WARNING)
-    from reclab.models.base import TrainData
+    from reclab.models.base import TrainData, ValidationWindow
 
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
@@ -223,14 +223,15 @@ def worker(target: str, params: dict[str, Any], input_dir: Path, out_dir: Path) 
     )
     # As in the flow: the validation window is there for families that early-stop on it.
     valid = pd.read_parquet(input_dir / "valid.parquet")
-    train.valid_user_idx = valid["user_idx"].to_numpy(dtype=np.int64)
-    train.valid_item_idx = valid["item_idx"].to_numpy(dtype=np.int64)
+    validation = ValidationWindow(
+        valid["user_idx"].to_numpy(dtype=np.int64), valid["item_idx"].to_numpy(dtype=np.int64)
+    )
     model = cls(**params)
     # The user x item matrix is input preparation, as the references build theirs before timing.
     _ = train.matrix
     k = int(meta["k"])
     with Measurement() as measured:
-        measured.fit(model.fit, train)
+        measured.fit(model.fit, train, validation)
         items, scores = measured.recommend(model.recommend, users, k, exclude_seen=True)
     write_outputs(out_dir, users, items, scores, measured, f"{target}({json.dumps(params)})")
 

@@ -2,18 +2,19 @@
 
 The grids live in one JSON file (default: ``reclab/grids.json``, shipped in the code package;
 ``--grid-file`` points the flow at another). ``--grid quick`` (the default) keeps runs short;
-``--grid full`` searches wider. Grids are checked against each family's constructor before
-anything is trained, so a typo in a parameter name fails in ``start``.
+``--grid full`` searches wider. Each entry maps by name onto the family's ``Params`` dataclass
+(:mod:`reclab.models.base`); grids are checked against those fields before anything is trained,
+so a typo in a parameter name fails in ``start``.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 from reclab.errors import InputError
+from reclab.models.base import parameter_names
 from reclab.models.registry import FAMILIES
 
 DEFAULT_GRID_FILE = Path(__file__).resolve().parent / "grids.json"
@@ -31,7 +32,7 @@ def load_grids(grid_file: str | Path | None = None) -> dict[str, dict[str, list[
 
     Raises:
         InputError: If the file is missing, not JSON, or names unknown families, grids or
-            constructor parameters.
+            parameters (the message names the family's accepted parameters).
     """
     path = Path(grid_file) if grid_file else DEFAULT_GRID_FILE
     if not path.is_file():
@@ -51,7 +52,7 @@ def load_grids(grid_file: str | Path | None = None) -> dict[str, dict[str, list[
             raise InputError(f"{where}: unknown family; registered: {', '.join(FAMILIES)}")
         if not isinstance(by_name, dict) or set(by_name) - set(GRID_NAMES):
             raise InputError(f"{where}: expected an object with keys {GRID_NAMES}")
-        accepted = _constructor_parameters(family)
+        accepted = set(parameter_names(FAMILIES[family].load_class()))
         for grid_name, candidates in by_name.items():
             if not isinstance(candidates, list) or not candidates:
                 raise InputError(f"{where}, grid {grid_name!r}: expected a non-empty list")
@@ -74,8 +75,3 @@ def grid_for(grids: dict, family: str, grid_name: str) -> list[dict[str, Any]]:
         raise InputError(f"--grid must be one of {', '.join(GRID_NAMES)}, got {grid_name!r}")
     by_name = grids.get(family, {})
     return by_name.get(grid_name) or by_name.get("quick") or [{}]
-
-
-def _constructor_parameters(family: str) -> set[str]:
-    signature = inspect.signature(FAMILIES[family].load_class().__init__)
-    return {name for name in signature.parameters if name != "self"}

@@ -23,6 +23,7 @@ from reclab.evaluation import METRIC_NAMES, EvaluationResult, metric_key
 from reclab.evidence import interval_overlaps, selection_caveats
 from reclab.grids import grid_for, load_grids
 from reclab.id_maps import IdMap
+from reclab.models.base import ValidationWindow, evaluate_window
 from reclab.models.registry import FAMILIES, make_model, parse_model_list
 
 logger = logging.getLogger(__name__)
@@ -226,13 +227,10 @@ def train_and_evaluate(
     train = load_train(encoded_dir, user_map, item_map)
     windows = {name: load_window(encoded_dir, name) for name in ("valid", "test")}
     # Deep families early-stop on validation (selection data); test stays unseen until the end.
-    train.valid_user_idx, train.valid_item_idx = (
-        windows["valid"].user_idx,
-        windows["valid"].item_idx,
-    )
+    validation = ValidationWindow(windows["valid"].user_idx, windows["valid"].item_idx)
     model = make_model(candidate["family"], dict(candidate["params"]), seed=seed)
     started = time.perf_counter()
-    model.fit(train)
+    model.fit(train, validation)
     fit_seconds = time.perf_counter() - started
     logger.info(
         "%s: fitted on %d interactions in %.2f s",
@@ -336,7 +334,8 @@ def evaluate_candidate(
         started = time.perf_counter()
         # The test lists the evaluator reads are kept for the popularity bias.
         lists.recording = name == "test"
-        full = train.evaluate_window(
+        full = evaluate_window(
+            train,
             lists.recommend,
             window.user_idx,
             window.item_idx,

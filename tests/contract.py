@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reclab.models.base import Recommender, TrainData
+from reclab.models.base import Recommender, TrainData, ValidationWindow, top_k
 
 
 def planted_clusters(n_users: int = 60, n_items: int = 40, seed: int = 0) -> TrainData:
@@ -59,8 +59,13 @@ class RecommenderContract:
         return planted_clusters()
 
     @pytest.fixture(scope="class")
-    def fitted(self, train: TrainData) -> Recommender:
-        return self.make_model().fit(train)
+    def validation(self) -> ValidationWindow | None:
+        """The window deep families early-stop on; none by default."""
+        return None
+
+    @pytest.fixture(scope="class")
+    def fitted(self, train: TrainData, validation: ValidationWindow | None) -> Recommender:
+        return self.make_model().fit(train, validation)
 
     def test_shapes_and_types(self, fitted: Recommender, train: TrainData) -> None:
         users = np.arange(train.n_users)
@@ -119,3 +124,22 @@ class RecommenderContract:
         half = train.n_items // 2
         in_cluster = (items // half) == (users % 2)[:, None]
         assert in_cluster.mean() > 0.9
+
+
+def assert_recommend_equals_dense_top_k(
+    model: Recommender, users: np.ndarray, k: int, exclude_seen: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """A family's own ``recommend`` (a compiled kernel) gives exactly the lists and scores of
+    the top k of its dense ``scores``; returns the lists."""
+    items, scores = model.recommend(users, k, exclude_seen=exclude_seen)
+    want_items, want_scores = top_k(model.scores(users, exclude_seen=exclude_seen), k)
+    np.testing.assert_array_equal(items, want_items)
+    np.testing.assert_array_equal(scores, want_scores)
+    return items, scores
+
+
+def most_similar(model: Recommender, item_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k items most similar to each item, by the family's ``item_similarity_scores`` (the
+    one item-similarity path; serving ranks the same row)."""
+    rows = np.stack([model.item_similarity_scores(int(i)) for i in item_idx])
+    return top_k(rows, k)

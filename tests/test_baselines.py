@@ -112,16 +112,12 @@ def test_top_k_with_ties_nan_and_inf_equals_the_full_sort(n_items) -> None:
 @pytest.mark.parametrize("exclude_seen", [True, False])
 def test_global_ranking_walk_equals_the_top_k_of_the_masked_scores(exclude_seen) -> None:
     """Popularity ranks once and walks the ranking per user: same lists as masking each row."""
-    from tests.contract import planted_clusters
+    from tests.contract import assert_recommend_equals_dense_top_k, planted_clusters
 
     train = planted_clusters(n_users=70, n_items=50, seed=2)
     model = PopularityRecommender().fit(train)
     model.item_scores[[3, 8]] = model.item_scores[5]  # ties go to the smaller index
     model.item_scores[9] = -np.inf  # never listed
     users = np.arange(train.n_users)
-    items, scores = model.recommend(users, 45, exclude_seen=exclude_seen)
-    dense = model.scores(users, exclude_seen=exclude_seen)
-    want_items, want_scores = top_k(dense, 45)
-    np.testing.assert_array_equal(items, want_items)
-    np.testing.assert_array_equal(scores, want_scores)
+    items, _ = assert_recommend_equals_dense_top_k(model, users, 45, exclude_seen)
     assert (items == -1).any() == exclude_seen  # 30 train items each: rows are padded

@@ -15,7 +15,7 @@ import pytest
 
 from reclab.evaluation import evaluate
 from reclab.models import deep_scale
-from reclab.models.base import TrainData
+from reclab.models.base import TrainData, ValidationWindow
 from reclab.models.deep_scale import (
     capped_train_rows,
     check_max_train_rows,
@@ -24,15 +24,9 @@ from reclab.models.deep_scale import (
 )
 from reclab.models.ncf import NCFRecommender
 from tests.contract import planted_clusters
+from tests.test_ncf import TINY
 
-TINY_NCF = {
-    "gmf_dim": 8,
-    "mlp_dims": (16, 8),
-    "epochs": 3,
-    "batch_size": 256,
-    "learning_rate": 0.02,
-    "device": "cpu",
-}
+TINY_NCF = {**TINY, "epochs": 3}
 
 
 def _train(ts: list[float] | None, n_users: int = 4) -> TrainData:
@@ -132,13 +126,13 @@ def test_validation_sample_scores_each_user_as_the_full_evaluation() -> None:
     rng = np.random.default_rng(0)
     users = rng.integers(-1, train.n_users, 400)  # -1: cold users, never evaluated
     items = rng.integers(0, train.n_items + 3, 400)  # some items unseen in train
-    train.valid_user_idx, train.valid_item_idx = users, items
-    sample = validation_sample(train, 15, seed=7)
-    chosen = np.unique(sample.valid_user_idx)
+    validation = ValidationWindow(users, items)
+    sample, window = validation_sample(train, validation, 15, seed=7)
+    chosen = np.unique(window.user_idx)
     assert len(chosen) == 15 and (chosen >= 0).all()
     assert set(np.unique(sample.user_idx).tolist()) <= set(chosen.tolist())
-    again = validation_sample(train, 15, seed=7)
-    assert np.array_equal(again.valid_user_idx, sample.valid_user_idx)
+    _, again = validation_sample(train, validation, 15, seed=7)
+    assert np.array_equal(again.user_idx, window.user_idx)
     model = NCFRecommender(**TINY_NCF, seed=0).fit(planted_clusters())
     in_sample = np.isin(users, chosen)
     full_on_chosen = evaluate(
@@ -151,10 +145,12 @@ def test_validation_sample_scores_each_user_as_the_full_evaluation() -> None:
         n_items=train.n_items,
         ks=(10,),
     )
-    assert sample.validation_ndcg(model.recommend) == pytest.approx(
+    assert window.ndcg(model.recommend, sample) == pytest.approx(
         full_on_chosen.metrics["ndcg_at_10"], abs=1e-12
     )
-    assert validation_sample(train, 10_000, seed=7) is train  # small windows: every user
+    # small windows: every user
+    unsampled = validation_sample(train, validation, 10_000, seed=7)
+    assert unsampled[0] is train and unsampled[1] is validation
 
 
 def test_leaderboard_states_the_rows_each_candidate_used(tmp_path) -> None:
@@ -162,7 +158,7 @@ def test_leaderboard_states_the_rows_each_candidate_used(tmp_path) -> None:
     from reclab.training import build_leaderboard, train_and_evaluate
     from tests.test_two_tower import build_tiny
 
-    train, built = build_tiny(tmp_path)
+    train, built, _ = build_tiny(tmp_path)
     candidates = [
         {"candidate_id": "ncf-0", "family": "ncf", "params": {**TINY_NCF, "max_train_rows": 300}},
         {"candidate_id": "popularity-0", "family": "popularity", "params": {}},
@@ -185,8 +181,8 @@ def test_two_tower_cap_keeps_every_user_and_item_embedding(tmp_path) -> None:
     pytest.importorskip("merlin.models.tf")
     from tests.test_two_tower import build_tiny, make_tiny
 
-    train, _ = build_tiny(tmp_path)
-    model = make_tiny(epochs=2, max_train_rows=300).fit(train)
+    train, _, validation = build_tiny(tmp_path)
+    model = make_tiny(epochs=2, max_train_rows=300).fit(train, validation)
     n = len(train.user_idx)
     assert model.train_rows_used == 300
     assert model.train_sample.startswith(f"most recent 300 of {n:,} train rows")
@@ -207,7 +203,7 @@ def test_two_tower_cap_keeps_every_user_and_item_embedding(tmp_path) -> None:
         nvt_dir=train.nvt_dir,
     )
     with pytest.raises(ValueError, match="does not hold the encoded train rows in order"):
-        make_tiny(epochs=1, max_train_rows=300).fit(shuffled)
+        make_tiny(epochs=1, max_train_rows=300).fit(shuffled, validation)
 
 
 def test_a_grid_file_sets_or_lifts_the_cap(tmp_path) -> None:
@@ -225,9 +221,9 @@ def test_a_grid_file_sets_or_lifts_the_cap(tmp_path) -> None:
     )
     _, gpu = plan_candidates(["ncf", "two_tower"], "quick", grids)
     ncf_none, ncf_five, bad = gpu
-    assert make_model("ncf", ncf_none["params"], seed=0).max_train_rows is None
-    assert make_model("ncf", ncf_five["params"], seed=0).max_train_rows == 5_000_000
-    assert make_model("ncf", {}, seed=0).max_train_rows == "auto"  # the default
+    assert make_model("ncf", ncf_none["params"], seed=0).hparams.max_train_rows is None
+    assert make_model("ncf", ncf_five["params"], seed=0).hparams.max_train_rows == 5_000_000
+    assert make_model("ncf", {}, seed=0).hparams.max_train_rows == "auto"  # the default
     with pytest.raises(ValueError, match="max_train_rows must be 'auto'"):
         make_model("two_tower", bad["params"], seed=0)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from reclab.models.base import TrainData
+from reclab.models.base import FormatVersionError, TrainData, ValidationWindow
 from reclab.models.ncf import NCFRecommender, NeuMF, resolve_device, sample_negatives
 from tests.contract import RecommenderContract, planted_clusters
 
@@ -34,8 +34,8 @@ class TestNCFContract(RecommenderContract):
         return NCFRecommender(**TINY)
 
 
-def _train_with_valid(seed: int = 0) -> TrainData:
-    """Planted clusters whose validation window is each user's unseen in-cluster items."""
+def _train_with_valid(seed: int = 0) -> tuple[TrainData, ValidationWindow]:
+    """Planted clusters and a validation window of each user's unseen in-cluster items."""
     train = planted_clusters(seed=seed)
     half = train.n_items // 2
     seen = set(zip(train.user_idx.tolist(), train.item_idx.tolist(), strict=True))
@@ -45,9 +45,8 @@ def _train_with_valid(seed: int = 0) -> TrainData:
         for i in range((u % 2) * half, (u % 2 + 1) * half)
         if (u, i) not in seen
     ]
-    train.valid_user_idx = np.array([u for u, _ in pairs], dtype=np.int64)
-    train.valid_item_idx = np.array([i for _, i in pairs], dtype=np.int64)
-    return train
+    users = np.array([u for u, _ in pairs], dtype=np.int64)
+    return train, ValidationWindow(users, np.array([i for _, i in pairs], dtype=np.int64))
 
 
 def _torch_bytes(obj) -> bytes:
@@ -94,16 +93,24 @@ def test_save_load_round_trip_gives_identical_scores() -> None:
     model = NCFRecommender(**{**TINY, "epochs": 2}).fit(train)
     restored = NCFRecommender.from_bytes(model.to_bytes())
     users = np.arange(train.n_users)
-    np.testing.assert_array_equal(restored._scores(users), model._scores(users))
+    np.testing.assert_array_equal(
+        restored.scores(users, exclude_seen=False), model.scores(users, exclude_seen=False)
+    )
     np.testing.assert_array_equal(restored.recommend(users, 5)[0], model.recommend(users, 5)[0])
     assert restored.params == model.params and restored.best_epoch == model.best_epoch
     assert json.dumps(restored.history) == json.dumps(model.history)  # NaN != NaN otherwise
     # pickling goes through to_bytes too
     again = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(again._scores(users), model._scores(users))
+    np.testing.assert_array_equal(
+        again.scores(users, exclude_seen=False), model.scores(users, exclude_seen=False)
+    )
     for payload in (b"not a model", _torch_bytes({"family": "sar"})):
         with pytest.raises(TypeError):
             NCFRecommender.from_bytes(payload)
+    other_version = torch.load(io.BytesIO(model.to_bytes()), weights_only=True)
+    other_version["format"] = 0
+    with pytest.raises(FormatVersionError, match="holds format version 0.*reads ncf format"):
+        NCFRecommender.from_bytes(_torch_bytes(other_version))
     with pytest.raises(ValueError):
         NCFRecommender().to_bytes()
 
@@ -112,12 +119,12 @@ def test_same_seed_same_model_other_seed_other_model() -> None:
     train = planted_clusters()
     params = {**TINY, "epochs": 2, "dropout": 0.2, "reject_positives": True}
     users = np.arange(train.n_users)
-    a = NCFRecommender(seed=3, **params).fit(train)._scores(users)
+    a = NCFRecommender(seed=3, **params).fit(train).scores(users, exclude_seen=False)
     torch.manual_seed(123)  # the global RNG state must not matter ...
     state = torch.random.get_rng_state()
-    b = NCFRecommender(seed=3, **params).fit(train)._scores(users)
+    b = NCFRecommender(seed=3, **params).fit(train).scores(users, exclude_seen=False)
     assert torch.equal(torch.random.get_rng_state(), state)  # ... nor be changed by fit
-    c = NCFRecommender(seed=4, **params).fit(train)._scores(users)
+    c = NCFRecommender(seed=4, **params).fit(train).scores(users, exclude_seen=False)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -131,12 +138,12 @@ def test_fit_restores_torch_thread_setting() -> None:
 def test_early_stopping_keeps_the_best_epoch(caplog) -> None:
     # A learning rate this high makes validation NDCG peak early and then fall apart, so the
     # run stops after `patience` epochs without improvement and restores the best epoch.
-    train = _train_with_valid()
+    train, validation = _train_with_valid()
     model = NCFRecommender(
         **{**TINY, "epochs": 30, "learning_rate": 0.3, "early_stopping_patience": 2}
     )
     with caplog.at_level(logging.INFO, logger="reclab.models.ncf"):
-        model.fit(train)
+        model.fit(train, validation)
     ndcgs = [h["valid_ndcg_at_10"] for h in model.history]
     best = int(np.argmax(ndcgs)) + 1  # first epoch with the highest NDCG
     assert model.best_epoch == best
@@ -146,28 +153,27 @@ def test_early_stopping_keeps_the_best_epoch(caplog) -> None:
         h["loss"] > 0 and h["seconds"] > 0 and h["samples_per_second"] > 0 for h in model.history
     )
     # the kept weights are the best epoch's: re-measuring gives the best NDCG, not the last
-    assert model._validation_ndcg(train) == pytest.approx(max(ndcgs))
+    assert validation.ndcg(model.recommend, train) == pytest.approx(max(ndcgs))
     assert max(ndcgs) > ndcgs[-1]
 
 
 def test_without_patience_all_epochs_run_and_best_is_kept() -> None:
-    train = _train_with_valid()
+    train, validation = _train_with_valid()
     model = NCFRecommender(
         **{**TINY, "epochs": 6, "learning_rate": 0.3, "early_stopping_patience": None}
-    ).fit(train)
+    ).fit(train, validation)
     ndcgs = [h["valid_ndcg_at_10"] for h in model.history]
     assert len(ndcgs) == 6
     assert model.best_epoch == int(np.argmax(ndcgs)) + 1
-    assert model._validation_ndcg(train) == pytest.approx(max(ndcgs))
+    assert validation.ndcg(model.recommend, train) == pytest.approx(max(ndcgs))
 
 
 def test_validation_window_without_warm_users_does_not_stop_training(caplog) -> None:
     train = planted_clusters()
-    train.valid_user_idx = np.array([-1, -1], dtype=np.int64)  # cold users only
-    train.valid_item_idx = np.array([0, 1], dtype=np.int64)
+    cold_only = ValidationWindow(np.array([-1, -1]), np.array([0, 1]))  # cold users only
     params = {**TINY, "epochs": 3, "early_stopping_patience": 1}
     with caplog.at_level(logging.WARNING, logger="reclab.models.ncf"):
-        model = NCFRecommender(**params).fit(train)
+        model = NCFRecommender(**params).fit(train, cold_only)
     assert len(model.history) == 3 and model.best_epoch is None
     assert "no validation user" in caplog.text
 
@@ -272,3 +278,17 @@ def test_fits_after_metaflow_vendored_typing_extensions_was_imported() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "fitted" in done.stdout
+
+
+def test_scoring_never_changes_the_process_wide_torch_threads(monkeypatch) -> None:
+    """Serving scores from several threads: a per-call torch.set_num_threads would race."""
+    model = NCFRecommender(**{**TINY, "epochs": 1}).fit(planted_clusters())
+    restored = NCFRecommender.from_bytes(model.to_bytes())
+
+    def refuse(_threads: int) -> None:
+        raise AssertionError("scoring changed torch's process-wide thread count")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
+    users = np.arange(10)
+    np.testing.assert_array_equal(restored.scores(users), model.scores(users))
+    restored.recommend(users, 5)

@@ -26,7 +26,7 @@ import pytest
 
 from reclab.models.base import TrainData
 from reclab.models.sar import SARRecommender
-from tests.contract import RecommenderContract
+from tests.contract import RecommenderContract, assert_recommend_equals_dense_top_k, most_similar
 
 DAY = 24 * 60 * 60.0
 
@@ -125,7 +125,7 @@ def test_mutual_information_keeps_the_librarys_minus_infinity_for_absent_pairs()
     model = SARRecommender(similarity="mutual_information", time_decay_half_life_days=0)
     model.fit(_tiny())
     # user 1 has items 0, 1; only items 0, 1, 2 co-occur with both. MI_02 = MI_12 = log2(5/3)
-    scores = model._scores(np.array([1, 2]))
+    scores = model.scores(np.array([1, 2]), exclude_seen=False)
     assert scores[0, 2] == pytest.approx(2 * math.log2(5 / 3))
     assert np.isneginf(scores[0, [3, 4]]).all()
     # user 2 has items 1, 3: only items 1 and 3 co-occur with both, and both are seen
@@ -190,15 +190,17 @@ def test_scores_are_affinity_times_similarity() -> None:
     # score(user 3, j) = 2 * J_0j + 5 * J_4j
     # J_0. = [1, 1/2, 1/3, 0, 1/3]; J_4. = [1/3, 0, 0, 0, 1]
     expected = [2 + 5 / 3, 1.0, 2 / 3, 0.0, 2 / 3 + 5]
-    np.testing.assert_allclose(model._scores(np.array([3]))[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.scores(np.array([3]), exclude_seen=False)[0], expected, rtol=1e-6
+    )
     items, scores = model.recommend(np.array([3]), 3)
     assert items[0].tolist() == [1, 2, 3]  # items 0 and 4 are seen
     np.testing.assert_allclose(scores[0], [1.0, 2 / 3, 0.0], rtol=1e-6)
 
 
-def test_similar_items_excludes_the_item_and_pads() -> None:
+def test_item_similarity_excludes_the_item_and_pads() -> None:
     model = SARRecommender(similarity="jaccard", time_decay_half_life_days=0).fit(_tiny())
-    items, scores = model.similar_items(np.array([0, 3]), 4)
+    items, scores = most_similar(model, np.array([0, 3]), 4)
     # item 0: J = 1/2 (item 1), 1/3 (items 2 and 4, smaller index first); item 3 never co-occurs
     assert items[0].tolist() == [1, 2, 4, -1]
     np.testing.assert_allclose(scores[0][:3], [0.5, 1 / 3, 1 / 3], rtol=1e-6)
@@ -206,10 +208,10 @@ def test_similar_items_excludes_the_item_and_pads() -> None:
     # item 3 co-occurs with item 1 only: J = 1 / (1 + 3 - 1)
     assert items[1].tolist() == [1, -1, -1, -1]
     assert scores[1][0] == pytest.approx(1 / 3)
-    with pytest.raises(ValueError):
-        model.similar_items(np.array([5]), 2)
-    with pytest.raises(ValueError):
-        SARRecommender().similar_items(np.array([0]), 2)
+    with pytest.raises(ValueError, match="item_idx"):
+        model.item_similarity_scores(5)
+    with pytest.raises(ValueError, match="not fitted"):
+        SARRecommender().item_similarity_scores(0)
 
 
 def test_thread_count_does_not_change_similarity_or_lists() -> None:
@@ -273,7 +275,6 @@ def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(
     """The fused kernels (sparse similarity; per user, or by user blocks and column tiles,
     with the top k in the same pass) give exactly the dense path's lists and scores."""
     from reclab.models import item_item
-    from reclab.models.base import top_k
 
     if tiled:  # small tiles and blocks, so rows span tiles and blocks end mid-way
         monkeypatch.setattr(item_item, "TILED_MIN_BYTES", 0)
@@ -284,31 +285,16 @@ def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(
     model.dense_scoring_max_small_bytes = 0  # a small catalogue would be scored densely
     model.fit(train)
     assert not isinstance(model._scoring_similarity(), np.ndarray)  # the sparse kernel runs
-    users = np.arange(train.n_users)
-    items, scores = model.recommend(users, 20, exclude_seen=exclude_seen)
-    dense = model._scores(users)
-    if exclude_seen:
-        seen = model._seen[users].tocoo()
-        dense[seen.row, seen.col] = -np.inf
-    want_items, want_scores = top_k(dense, 20)
-    np.testing.assert_array_equal(items, want_items)
-    np.testing.assert_array_equal(scores, want_scores)
+    assert_recommend_equals_dense_top_k(model, np.arange(train.n_users), 20, exclude_seen)
 
 
 def test_compiled_recommend_on_a_dense_similarity_equals_the_dense_scores():
-    from reclab.models.base import top_k
 
     train = _sparse_random_train(n_users=200, n_items=60, per_user=20)
     model = SARRecommender(similarity="jaccard", time_decay_half_life_days=0).fit(train)
     assert isinstance(model._scoring_similarity(), np.ndarray)  # small catalogue: dense rows
-    users = np.arange(train.n_users)
-    items, scores = model.recommend(users, 70)  # more than the catalogue: padded
-    dense = model._scores(users)
-    seen = model._seen[users].tocoo()
-    dense[seen.row, seen.col] = -np.inf
-    want_items, want_scores = top_k(dense, 70)
-    np.testing.assert_array_equal(items, want_items)
-    np.testing.assert_array_equal(scores, want_scores)
+    # more than the catalogue: padded
+    items, _ = assert_recommend_equals_dense_top_k(model, np.arange(train.n_users), 70)
     assert (items[:, -1] == -1).all()
 
 
@@ -354,3 +340,21 @@ def test_cooccurrence_counts_equal_the_sparse_product():
     counts = cooccurrence_counts(binary, 2, histograms)
     assert counts.has_sorted_indices
     np.testing.assert_array_equal(counts.toarray(), np.where(product >= 2, product, 0))
+
+
+def test_scoring_caches_are_built_at_fit_and_load_not_by_the_first_request() -> None:
+    """Serving threads share the model: nothing is built lazily on their first call."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    train = _sparse_random_train(n_users=200, n_items=60, per_user=20)
+    model = SARRecommender(similarity="jaccard").fit(train)
+    assert isinstance(model._dense_similarity, np.ndarray)  # small catalogue: dense copy
+    restored = pickle.loads(pickle.dumps(model))
+    assert isinstance(restored._dense_similarity, np.ndarray)  # rebuilt at load
+    users = np.arange(train.n_users)
+    expected = model.recommend(users, 10)[0]
+    with ThreadPoolExecutor(4) as pool:
+        lists = list(pool.map(lambda u: restored.recommend(users[u::4], 10)[0], range(4)))
+    for offset, part in enumerate(lists):
+        np.testing.assert_array_equal(part, expected[offset::4])

@@ -18,6 +18,7 @@ from reclab.models.base import TrainData
 from reclab.models.knn import ItemKNNRecommender
 from reclab.models.sar import SARRecommender
 from reclab.serving import RecommendationService
+from tests.contract import most_similar
 
 # ------------------------------------------------------------------------------------------
 # Model capabilities on tiny data
@@ -52,7 +53,7 @@ def test_sar_fold_in_equals_the_scores_of_an_equivalent_existing_user() -> None:
 def test_item_knn_fold_in_sums_the_neighbour_similarities() -> None:
     model = ItemKNNRecommender(n_neighbors=3).fit(tiny_train())
     folded = model.fold_in_scores(np.array([0, 1]), np.array([5.0, 3.0]))  # weights ignored
-    expected = model.similarity[[0, 1]].toarray().sum(axis=0)
+    expected = model.item_similarity[[0, 1]].toarray().sum(axis=0)
     np.testing.assert_allclose(folded, expected, rtol=1e-6)
     np.testing.assert_allclose(folded, model.scores(np.array([0]), exclude_seen=False)[0])
 
@@ -101,17 +102,17 @@ def test_als_fold_in_of_an_existing_history_recovers_the_trained_factor(weightin
 
 def test_similar_items_rank_by_similarity_and_leave_the_item_out() -> None:
     sar = SARRecommender(similarity="counts", time_decay_half_life_days=None).fit(tiny_train())
-    items, scores = sar.similar_items(np.array([1]), 3)
+    items, scores = most_similar(sar, np.array([1]), 3)
     assert items.tolist() == [[0, 2, -1]]  # C[1] = [2, 3, 2, 0]: tie to the smaller index; no i3
     assert scores[0, :2].tolist() == [2.0, 2.0]
     als = ALSRecommender(factors=2)
     als.n_items = 3
     als.item_factors = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]], dtype=np.float32)
-    items, scores = als.similar_items(np.array([0]), 2)
+    items, scores = most_similar(als, np.array([0]), 2)
     assert items.tolist() == [[1, 2]]
     np.testing.assert_allclose(scores[0], [1 / np.sqrt(1.01), 0.0], atol=1e-6)
     knn = ItemKNNRecommender(n_neighbors=2).fit(tiny_train())
-    assert 3 not in knn.similar_items(np.array([3]), 3)[0][0]
+    assert 3 not in most_similar(knn, np.array([3]), 3)[0][0]
 
 
 def test_explanations_are_the_largest_affinity_times_similarity_terms() -> None:
@@ -124,7 +125,7 @@ def test_explanations_are_the_largest_affinity_times_similarity_terms() -> None:
     assert model.explain(history, affinity, np.array([3]), k=3) == [[]]
     knn = ItemKNNRecommender(n_neighbors=3).fit(tiny_train())
     (because,) = knn.explain(np.array([0, 1]), np.array([5.0, 3.0]), np.array([2]), k=1)
-    assert because == [(1, pytest.approx(float(knn.similarity[1, 2])))]
+    assert because == [(1, pytest.approx(float(knn.item_similarity[1, 2])))]
 
 
 # ------------------------------------------------------------------------------------------

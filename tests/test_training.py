@@ -14,6 +14,7 @@ from reclab.errors import InputError
 from reclab.evaluation import EvaluationResult
 from reclab.grids import load_grids
 from reclab.id_maps import IdMap
+from reclab.models.base import evaluate_window
 from reclab.models.baselines import PopularityRecommender
 from reclab.models.registry import parse_model_list
 from reclab.training import (
@@ -137,7 +138,7 @@ def _window(train, seed: int, name: str):
     return Window(name=name, user_idx=users, item_idx=items)
 
 
-def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> None:
+def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces(monkeypatch) -> None:
     """evaluate_candidate's single pass = the leaderboard calls at k + the curve calls 1..50."""
     from reclab.models.sar import SARRecommender
     from reclab.training import CURVE_KS, evaluate_candidate
@@ -155,24 +156,23 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
 
     model.recommend = counted
     evaluator_calls: list[int] = []
-    evaluate_window = train.evaluate_window
 
-    def counted_evaluator(recommend, user_idx, item_idx, **options):
+    def counted_evaluator(train, recommend, user_idx, item_idx, **options):
         evaluator_calls.append(len(user_idx))
-        return evaluate_window(recommend, user_idx, item_idx, **options)
+        return evaluate_window(train, recommend, user_idx, item_idx, **options)
 
-    train.evaluate_window = counted_evaluator
+    monkeypatch.setattr("reclab.training.evaluate_window", counted_evaluator)
     evaluated = evaluate_candidate(model, train, windows, k, samples, seed)
     model.recommend = model_recommend
-    del train.evaluate_window
+    monkeypatch.undo()
     # one recommend call: each warm user of either window once (< RECOMMEND_BATCH users)
     assert calls == [50]
     # one evaluator call per window, with every cut-off
     assert evaluator_calls == [len(windows["valid"].user_idx), len(windows["test"].user_idx)]
 
     for name, window in windows.items():
-        old = train.evaluate_window(
-            model.recommend, window.user_idx, window.item_idx, (k,), samples, seed
+        old = evaluate_window(
+            train, model.recommend, window.user_idx, window.item_idx, (k,), samples, seed
         )
         new = evaluated.results[name]
         assert new.metrics.keys() == old.metrics.keys()
@@ -182,8 +182,8 @@ def test_one_evaluator_call_per_window_equals_the_four_calls_it_replaces() -> No
             assert new.intervals[key] == pytest.approx((low, high), rel=1e-12), key
         assert new.counts == old.counts
         pd.testing.assert_frame_equal(new.per_user, old.per_user, rtol=1e-12)
-        old_curves = train.evaluate_window(
-            model.recommend, window.user_idx, window.item_idx, CURVE_KS
+        old_curves = evaluate_window(
+            train, model.recommend, window.user_idx, window.item_idx, CURVE_KS
         )
         curve = evaluated.curves[evaluated.curves["window"] == name]
         assert curve["k"].tolist() == list(CURVE_KS)

@@ -9,6 +9,7 @@ clusters; the planted-pattern test maps them back through the id maps.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from reclab.encoded import load_train, load_window
-from reclab.models.base import TrainData
+from reclab.models.base import TrainData, ValidationWindow
 from tests.contract import RecommenderContract
 
 pytest.importorskip("merlin.models.tf")
@@ -79,8 +80,9 @@ def cluster_frames(seed: int = 0, user_feature: str = "user_country", item_list:
     }
 
 
-def build_tiny(root: Path, **names: str) -> tuple[TrainData, object]:
-    """Write the windows, run the real ``build_workflow``, return TrainData (with nvt_dir)."""
+def build_tiny(root: Path, **names: str) -> tuple[TrainData, object, ValidationWindow]:
+    """Write the windows, run the real ``build_workflow``; return the TrainData (with
+    nvt_dir), the built workflow and the validation window."""
     from workflow_builder import build_workflow
 
     split = root / "split"
@@ -90,9 +92,8 @@ def build_tiny(root: Path, **names: str) -> tuple[TrainData, object]:
     built = build_workflow(split, root)
     train = load_train(root / "encoded", built.user_map, built.item_map)
     valid = load_window(root / "encoded", "valid")
-    train.valid_user_idx, train.valid_item_idx = valid.user_idx, valid.item_idx
     assert train.nvt_dir is not None
-    return train, built
+    return train, built, ValidationWindow(valid.user_idx, valid.item_idx)
 
 
 def make_tiny(**overrides):
@@ -102,7 +103,7 @@ def make_tiny(**overrides):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> tuple[TrainData, object]:
+def tiny(tmp_path_factory) -> tuple[TrainData, object, ValidationWindow]:
     return build_tiny(tmp_path_factory.mktemp("two_tower"))
 
 
@@ -113,6 +114,10 @@ class TestTwoTower(RecommenderContract):
     @pytest.fixture(scope="class")
     def train(self, tiny) -> TrainData:
         return tiny[0]
+
+    @pytest.fixture(scope="class")
+    def validation(self, tiny) -> ValidationWindow:
+        return tiny[2]
 
     def test_planted_pattern_recovered(self, fitted, train, tiny) -> None:
         built = tiny[1]
@@ -129,7 +134,7 @@ class TestTwoTower(RecommenderContract):
             type(fitted).from_bytes(fitted.to_bytes()),
             pickle.loads(pickle.dumps(fitted)),
         ):
-            np.testing.assert_array_equal(restored._scores(users), fitted._scores(users))
+            np.testing.assert_array_equal(restored.scores(users), fitted.scores(users))
             for a, b in zip(restored.recommend(users, 7), fitted.recommend(users, 7), strict=True):
                 np.testing.assert_array_equal(a, b)
             assert restored.best_epoch == fitted.best_epoch
@@ -140,7 +145,8 @@ class TestTwoTower(RecommenderContract):
         assert fitted.item_embeddings.shape == (train.n_items, TINY["embedding_dim"])
         np.testing.assert_allclose(np.linalg.norm(fitted.user_embeddings, axis=1), 1, atol=1e-5)
         np.testing.assert_allclose(
-            fitted._scores(np.array([3])), fitted.user_embeddings[[3]] @ fitted.item_embeddings.T
+            fitted.scores(np.array([3]), exclude_seen=False),
+            fitted.user_embeddings[[3]] @ fitted.item_embeddings.T,
         )
         # validation given: every epoch logged with our NDCG, the best one kept
         assert len(fitted.history) == TINY["epochs"]
@@ -154,8 +160,8 @@ class TestTwoTower(RecommenderContract):
 
 
 def test_renamed_feature_columns_are_still_found_by_tags(tmp_path) -> None:
-    train, _ = build_tiny(tmp_path, user_feature="user_region", item_list="item_labels")
-    model = make_tiny(epochs=1).fit(train)
+    train, _, validation = build_tiny(tmp_path, user_feature="user_region", item_list="item_labels")
+    model = make_tiny(epochs=1).fit(train, validation)
     assert "user_region" in model.inputs["query"] and "item_labels" in model.inputs["candidate"]
     assert "user_country" not in model.inputs["query"]
     items, _ = model.recommend(np.arange(train.n_users), 3)
@@ -164,15 +170,7 @@ def test_renamed_feature_columns_are_still_found_by_tags(tmp_path) -> None:
 
 def test_needs_the_nvtabular_output(tiny) -> None:
     train = tiny[0]
-    bare = TrainData(
-        user_idx=train.user_idx,
-        item_idx=train.item_idx,
-        weight=train.weight,
-        ts=train.ts,
-        n_users=train.n_users,
-        n_items=train.n_items,
-        item_ids=train.item_ids,
-    )
+    bare = dataclasses.replace(train, nvt_dir=None)
     with pytest.raises(ValueError, match="nvt_dir"):
         make_tiny().fit(bare)
 

@@ -43,6 +43,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 # The single-node engine's library is imported with the module (as torch is by NCF), so a first
@@ -54,14 +55,9 @@ from implicit.cpu.als import AlternatingLeastSquares
 from implicit.nearest_neighbours import bm25_weight, tfidf_weight
 from threadpoolctl import ThreadpoolController
 
-from reclab.models.base import (
-    Recommender,
-    TrainData,
-    cosine_similarity_scores,
-    dot_product_scores,
-)
-from reclab.models.capabilities import FoldIn, ItemSimilarity
-from reclab.models.params import check_number
+from reclab.models.base import DotProductRecommender, TrainData, ValidationWindow
+from reclab.models.capabilities import FoldIn
+from reclab.models.params import check_field
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +73,11 @@ ENGINES = ("implicit", "spark")
 WEIGHTINGS = ("bm25", "tfidf", "linear", "none")
 
 
-class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
-    """Implicit-feedback ALS; scores are dot products of learned user and item factors.
+@dataclass(frozen=True)
+class ALSParams:
+    """Hyper-parameters of :class:`ALSRecommender`.
 
-    Args:
+    Attributes:
         engine: ``"implicit"`` (single node, fast) or ``"spark"`` (pyspark.ml ALS).
         factors: Number of latent factors (Spark's ``rank``).
         regularization: L2 penalty (Spark's ``regParam``; Spark scales it per user/item by the
@@ -104,108 +101,86 @@ class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
             as Spark's ``regParam``; ``regParam`` 0.01 gives 0.127). Grid points meant for
             both engines set both.
 
-    Raises:
-        ValueError: If a parameter is out of range or names an unknown engine or weighting.
+    """
+
+    engine: str = "implicit"
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 1.0
+    weighting: str = "bm25"
+    iterations: int = 15
+    seed: int = 0
+    bm25_k1: float = 100.0
+    bm25_b: float = 0.8
+    num_threads: int = 0
+    use_gpu: bool | None = None
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "4g"
+    spark_reg_param: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {self.weighting!r}")
+        check_field(self, "factors", 1, integer=True)
+        check_field(self, "regularization", 0)
+        check_field(self, "alpha", 0)
+        check_field(self, "spark_reg_param", 0, allow_none=True)
+        check_field(self, "iterations", 1, integer=True)
+        check_field(self, "bm25_k1", 0)
+        check_field(self, "bm25_b", 0, 1)
+        check_field(self, "num_threads", 0, integer=True)
+        check_field(self, "seed", 0, integer=True)
+
+    def spark_regularization(self) -> float:
+        """Spark's ``regParam``: ``spark_reg_param``, else ``regularization``."""
+        return self.regularization if self.spark_reg_param is None else self.spark_reg_param
+
+
+class ALSRecommender(DotProductRecommender, FoldIn):
+    """Implicit-feedback ALS; scores are dot products of learned user and item factors.
+
+    Hyper-parameters: :class:`ALSParams`; a value out of range or an unknown engine or
+    weighting raises a ``ValueError``.
     """
 
     family = "als"
-    can_fold_in = True
-    can_find_similar = True
-    reuses_score_buffer = True
+    Params = ALSParams
 
-    def __init__(
-        self,
-        engine: str = "implicit",
-        factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 1.0,
-        weighting: str = "bm25",
-        iterations: int = 15,
-        seed: int = 0,
-        bm25_k1: float = 100.0,
-        bm25_b: float = 0.8,
-        num_threads: int = 0,
-        use_gpu: bool | None = None,
-        spark_master: str = "local[*]",
-        spark_driver_memory: str = "4g",
-        spark_reg_param: float | None = None,
-    ) -> None:
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-        check_number("factors", factors, 1, integer=True)
-        check_number("regularization", regularization, 0)
-        check_number("alpha", alpha, 0)
-        check_number("spark_reg_param", spark_reg_param, 0, allow_none=True)
-        check_number("iterations", iterations, 1, integer=True)
-        check_number("bm25_k1", bm25_k1, 0)
-        check_number("bm25_b", bm25_b, 0, 1)
-        check_number("num_threads", num_threads, 0, integer=True)
-        check_number("seed", seed, 0, integer=True)
-        super().__init__(
-            engine=engine,
-            factors=factors,
-            regularization=regularization,
-            alpha=alpha,
-            weighting=weighting,
-            iterations=iterations,
-            seed=seed,
-            bm25_k1=bm25_k1,
-            bm25_b=bm25_b,
-            num_threads=num_threads,
-            use_gpu=use_gpu,
-            spark_master=spark_master,
-            spark_driver_memory=spark_driver_memory,
-            spark_reg_param=spark_reg_param,
-        )
-        self.engine = engine
-        self.factors = int(factors)
-        self.regularization = float(regularization)
-        self.alpha = float(alpha)
-        self.weighting = weighting
-        self.iterations = int(iterations)
-        self.seed = int(seed)
-        self.bm25_k1 = float(bm25_k1)
-        self.bm25_b = float(bm25_b)
-        self.num_threads = int(num_threads)
-        self.use_gpu = use_gpu
-        self.spark_master = spark_master
-        self.spark_driver_memory = spark_driver_memory
-        self.spark_reg_param = None if spark_reg_param is None else float(spark_reg_param)
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
         self.fit_seconds: float | None = None
         self.item_weight_sums: np.ndarray | None = None  # BM25 item lengths, for fold-in
 
-    def _fit(self, train: TrainData) -> None:
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
+        params = self.hparams
         start = time.perf_counter()
         # A folded-in user's BM25 weights need the train item lengths (summed weights per item).
         self.item_weight_sums = np.asarray(train.matrix.sum(axis=0), dtype=np.float64).ravel()
-        weights = preference_weights(train.matrix, self.weighting, self.bm25_k1, self.bm25_b)
+        weights = preference_weights(train.matrix, params.weighting, params.bm25_k1, params.bm25_b)
         logger.info(
             "als[%s]: %d users x %d items, %d observed pairs (%d train rows), weighting=%s",
-            self.engine,
+            params.engine,
             train.n_users,
             train.n_items,
             weights.nnz,
             len(train.user_idx),
-            self.weighting,
+            params.weighting,
         )
-        if self.engine == "implicit":
+        if params.engine == "implicit":
             user_factors, item_factors = self._fit_implicit(weights)
         else:
             user_factors, item_factors = self._fit_spark(weights)
         self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
         self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
         self.fit_seconds = time.perf_counter() - start
-        logger.info("als[%s]: fitted in %.2f s", self.engine, self.fit_seconds)
+        logger.info("als[%s]: fitted in %.2f s", params.engine, self.fit_seconds)
 
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._scores_into(user_idx, None)
-
-    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        return dot_product_scores(self.user_factors[user_idx], self.item_factors, out)
+    def _vectors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return self.user_factors, self.item_factors
 
     def fold_in_user_factor(
         self, item_idx: np.ndarray, weights: np.ndarray | None = None
@@ -228,6 +203,7 @@ class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
         """
         if self.item_factors is None:
             raise ValueError("ALSRecommender is not fitted: call fit() first")
+        params = self.hparams
         item_idx = np.asarray(item_idx, dtype=np.int64)
         raw = (
             np.ones(len(item_idx), dtype=np.float64)
@@ -235,33 +211,30 @@ class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
             else np.asarray(weights, dtype=np.float64)
         )
         w = self._fold_in_weights(item_idx, raw)
-        confidence = 1.0 + self.alpha * np.abs(w)
+        confidence = 1.0 + params.alpha * np.abs(w)
         Y = self.item_factors.astype(np.float64)
         Yh = Y[item_idx]
-        if self.engine == "spark":
-            spark_reg = self.spark_reg_param
-            reg = (self.regularization if spark_reg is None else spark_reg) * len(item_idx)
+        if params.engine == "spark":
+            reg = params.spark_regularization() * len(item_idx)
         else:
-            reg = self.regularization
+            reg = params.regularization
         A = Y.T @ Y + (Yh.T * (confidence - 1.0)) @ Yh + reg * np.eye(Y.shape[1])
         b = Yh.T @ confidence
         return np.linalg.solve(A, b).astype(np.float32)
 
     def _fold_in_weights(self, item_idx: np.ndarray, raw: np.ndarray) -> np.ndarray:
         """``w_h`` of a new user's items under the model's ``weighting`` (as preference_weights)."""
-        if self.weighting == "none":
+        params = self.hparams
+        if params.weighting == "none":
             return np.ones_like(raw)
-        if self.weighting == "linear":
+        if params.weighting == "linear":
             return raw
         idf = np.log(self.n_items) - np.log1p(len(item_idx))
-        if self.weighting == "tfidf":
+        if params.weighting == "tfidf":
             return np.sqrt(raw) * idf
-        lengths = self.item_weight_sums
-        if lengths is None:  # a model pickled before item lengths were kept: average length
-            length_norm = np.ones_like(raw)
-        else:
-            length_norm = (1.0 - self.bm25_b) + self.bm25_b * lengths[item_idx] / lengths.mean()
-        return raw * (self.bm25_k1 + 1.0) / (self.bm25_k1 * length_norm + raw) * idf
+        k1, b, lengths = params.bm25_k1, params.bm25_b, self.item_weight_sums
+        length_norm = (1.0 - b) + b * lengths[item_idx] / lengths.mean()
+        return raw * (k1 + 1.0) / (k1 * length_norm + raw) * idf
 
     def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         """Scores ``x @ Y^T`` of a new user whose factor ``x`` is solved from their items.
@@ -275,36 +248,31 @@ class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
         """
         return (self.item_factors @ self.fold_in_user_factor(item_idx, weights)).astype(np.float32)
 
-    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
-        """Cosine similarity of the item's factors with every item's factors."""
-        if self.item_factors is None:
-            raise ValueError("ALSRecommender is not fitted: call fit() first")
-        return cosine_similarity_scores(self.item_factors, int(item_idx))
-
     def _fit_implicit(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        gpu = _implicit_gpu_available() if self.use_gpu is None else bool(self.use_gpu)
+        params = self.hparams
+        gpu = _implicit_gpu_available() if params.use_gpu is None else bool(params.use_gpu)
         if gpu and not _implicit_gpu_available():
             raise ValueError("use_gpu=True but implicit has no CUDA support or sees no GPU")
-        confidence = confidence_matrix(weights, self.alpha, copy=False)  # weights is ours
+        confidence = confidence_matrix(weights, params.alpha, copy=False)  # weights is ours
         # implicit parallelises with its own threads; a multi-threaded BLAS underneath it only
         # oversubscribes the cores (implicit warns about OpenBLAS threads), so pin BLAS to 1.
         with _THREADPOOLS.limit(limits=1, user_api="blas"):
             if gpu:
                 model = implicit.gpu.als.AlternatingLeastSquares(
-                    factors=self.factors,
-                    regularization=self.regularization,
+                    factors=params.factors,
+                    regularization=params.regularization,
                     alpha=1.0,  # the confidence matrix already holds 1 + alpha * w
-                    iterations=self.iterations,
-                    random_state=self.seed,
+                    iterations=params.iterations,
+                    random_state=params.seed,
                 )
             else:
                 model = AlternatingLeastSquares(
-                    factors=self.factors,
-                    regularization=self.regularization,
+                    factors=params.factors,
+                    regularization=params.regularization,
                     alpha=1.0,  # the confidence matrix already holds 1 + alpha * w
-                    iterations=self.iterations,
-                    num_threads=self.num_threads,
-                    random_state=self.seed,
+                    iterations=params.iterations,
+                    num_threads=params.num_threads,
+                    random_state=params.seed,
                 )
             model.fit(confidence, show_progress=False)
         if gpu:
@@ -314,30 +282,29 @@ class ALSRecommender(Recommender, FoldIn, ItemSimilarity):
     def _fit_spark(self, weights: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         from pyspark.ml.recommendation import ALS
 
-        spark = spark_session(self.spark_master, self.spark_driver_memory)
+        params = self.hparams
+        spark = spark_session(params.spark_master, params.spark_driver_memory)
         _ensure_checkpoint_dir(spark)
         with tempfile.TemporaryDirectory(prefix="reclab-als-") as staging:
             frame = spark_ratings_frame(spark, weights, staging)
             als = ALS(
-                rank=self.factors,
-                maxIter=self.iterations,
-                regParam=(
-                    self.regularization if self.spark_reg_param is None else self.spark_reg_param
-                ),
+                rank=params.factors,
+                maxIter=params.iterations,
+                regParam=params.spark_regularization(),
                 implicitPrefs=True,
-                alpha=self.alpha,  # Spark applies c = 1 + alpha * |rating| itself
+                alpha=params.alpha,  # Spark applies c = 1 + alpha * |rating| itself
                 userCol="user",
                 itemCol="item",
                 ratingCol="rating",
-                seed=self.seed,
+                seed=params.seed,
                 # Each sweep lengthens the factor RDDs' lineage, and deserialising a long one
                 # overflowed a 1 MB thread stack at 15 sweeps in CI: cut it every few sweeps.
                 checkpointInterval=SPARK_CHECKPOINT_INTERVAL,
             )
             start = time.perf_counter()
             model = als.fit(frame)
-            user_factors = _collect_factors(model.userFactors, weights.shape[0], self.factors)
-            item_factors = _collect_factors(model.itemFactors, weights.shape[1], self.factors)
+            user_factors = _collect_factors(model.userFactors, weights.shape[0], params.factors)
+            item_factors = _collect_factors(model.itemFactors, weights.shape[1], params.factors)
         logger.info(
             "als[spark]: %d ratings fitted on %s in %.2f s",
             weights.nnz,

@@ -6,10 +6,17 @@ what chance looks like under the evaluator (recall about k / n_items).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from reclab.models.base import GlobalRankingRecommender, Recommender, TrainData
-from reclab.models.params import check_number
+from reclab.models.base import (
+    GlobalRankingRecommender,
+    Recommender,
+    TrainData,
+    ValidationWindow,
+)
+from reclab.models.params import check_field
 
 
 class PopularityRecommender(GlobalRankingRecommender):
@@ -17,40 +24,38 @@ class PopularityRecommender(GlobalRankingRecommender):
 
     family = "popularity"
 
-    def _fit(self, train: TrainData) -> None:
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float64)
-        # Fold the raw-id tie-break into a strict order so the score itself is the ranking.
-        order = np.lexsort((train.item_ids, -counts))
-        rank = np.empty(train.n_items, dtype=np.int64)
-        rank[order] = np.arange(train.n_items)
-        self.item_counts = counts
-        self.item_scores = (train.n_items - rank).astype(np.float32)
+        self._rank_items(counts, train.item_ids)
+
+
+@dataclass(frozen=True)
+class RandomParams:
+    """Hyper-parameters of :class:`RandomRecommender`.
+
+    Attributes:
+        seed: Seeds each user's ranking (with the user index).
+    """
+
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_field(self, "seed", 0, integer=True)
 
 
 class RandomRecommender(Recommender):
     """Uniformly random ranking, reproducible from ``seed`` and the user index."""
 
     family = "random"
+    Params = RandomParams
 
-    def __init__(self, seed: int = 0) -> None:
-        check_number("seed", seed, 0, integer=True)
-        super().__init__(seed=seed)
-        self.seed = int(seed)
-
-    def _fit(self, train: TrainData) -> None:
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         pass
 
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         # One generator per user keeps a user's ranking independent of how users are batched.
-        return (
-            np.stack(
-                [
-                    np.random.default_rng([self.seed, int(u)]).random(
-                        self.n_items, dtype=np.float32
-                    )
-                    for u in user_idx
-                ]
+        for row, user in enumerate(user_idx):
+            np.random.default_rng([self.hparams.seed, int(user)]).random(
+                dtype=np.float32, out=out[row]
             )
-            if len(user_idx)
-            else np.empty((0, self.n_items), dtype=np.float32)
-        )
+        return out

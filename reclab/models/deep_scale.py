@@ -27,10 +27,15 @@ stated:
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from reclab.models.base import TrainData
+from reclab.models.base import PicklesThroughBytes, TrainData, ValidationWindow
+from reclab.models.params import check_field, check_number, set_field
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,56 @@ CPU_MAX_TRAIN_ROWS = 1_000_000
 # on the difference of two epochs measured on the same users. NCF scores
 # every item through its MLP: 2,000 users x 52-59k items took 13-33 s per epoch on one thread.
 VALIDATION_SAMPLE_USERS = 2_000
+
+
+@dataclass(frozen=True)
+class DeepParams:
+    """The hyper-parameters the deep families share, checked once; each family's ``Params``
+    subclasses it, adds its own fields and may change a default (the families' docstrings
+    describe every field).
+
+    Attributes:
+        epochs: Maximum number of epochs.
+        batch_size: Train rows per optimizer step.
+        learning_rate: The optimizer's learning rate (> 0).
+        mlp_dims: Layer sizes of the family's MLP.
+        early_stopping_patience: With a validation window, stop after this many epochs without
+            a better validation NDCG@10; None never stops early.
+        seed: Seeds the fit.
+        deterministic: Ask the framework for deterministic ops while fitting.
+        max_train_rows: The row cap: ``"auto"``, None or an int >= 1 (module docstring).
+        validation_sample_users: Warm validation users the per-epoch NDCG@10 is measured on
+            (None: all of them).
+    """
+
+    epochs: int = 10
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    mlp_dims: Sequence[int] = ()
+    early_stopping_patience: int | None = None
+    seed: int = 0
+    deterministic: bool = False
+    max_train_rows: int | str | None = "auto"
+    validation_sample_users: int | None = VALIDATION_SAMPLE_USERS
+
+    def __post_init__(self) -> None:
+        check_field(self, "epochs", 1, integer=True)
+        check_field(self, "batch_size", 1, integer=True)
+        check_field(self, "learning_rate", 0, low_open=True)
+        dims = tuple(check_number("mlp_dims[]", d, 1, integer=True) for d in self.mlp_dims)
+        set_field(self, "mlp_dims", dims)
+        check_field(self, "early_stopping_patience", 1, integer=True, allow_none=True)
+        check_field(self, "seed", 0, integer=True)
+        set_field(self, "deterministic", bool(self.deterministic))
+        set_field(self, "max_train_rows", check_max_train_rows(self.max_train_rows))
+        users = check_validation_sample_users(self.validation_sample_users)
+        set_field(self, "validation_sample_users", users)
+
+    def train_rows(self, train: TrainData, on_gpu: bool) -> tuple[np.ndarray | None, str]:
+        """:func:`capped_train_rows` under this cap (``"auto"`` resolved for the device)."""
+        return capped_train_rows(
+            train, resolve_max_train_rows(self.max_train_rows, on_gpu), self.seed
+        )
 
 
 def check_max_train_rows(value: int | str | None) -> int | str | None:
@@ -131,21 +186,24 @@ def capped_train_rows(
     return rows, note
 
 
-def validation_sample(train: TrainData, max_users: int | None, seed: int) -> TrainData:
-    """The train data an epoch's validation NDCG is measured on: at most ``max_users`` warm
-    validation users, drawn with ``seed``, with all their validation and train rows.
+def validation_sample(
+    train: TrainData, validation: ValidationWindow, max_users: int | None, seed: int
+) -> tuple[TrainData, ValidationWindow]:
+    """The train data and window an epoch's validation NDCG is measured on: at most
+    ``max_users`` warm validation users, drawn with ``seed``, with all their validation and
+    train rows.
 
     Per user the evaluator reads only that user's train and window rows, so each sampled user
     scores exactly as in a full evaluation; cold window users are never evaluated and are left
-    out. Returns ``train`` itself when there is no window or it has at most ``max_users`` warm
-    users.
+    out. Returns ``(train, validation)`` themselves when the window has at most ``max_users``
+    warm users.
     """
-    if max_users is None or train.valid_user_idx is None or train.valid_item_idx is None:
-        return train
-    window_users = np.asarray(train.valid_user_idx, dtype=np.int64)
+    if max_users is None:
+        return train, validation
+    window_users = np.asarray(validation.user_idx, dtype=np.int64)
     warm_users = np.unique(window_users[window_users >= 0])
     if len(warm_users) <= max_users:
-        return train
+        return train, validation
     chosen = np.zeros(train.n_users, dtype=bool)
     chosen[np.random.default_rng(seed).choice(warm_users, size=max_users, replace=False)] = True
     window_rows = (window_users >= 0) & chosen[np.maximum(window_users, 0)]
@@ -155,7 +213,7 @@ def validation_sample(train: TrainData, max_users: int | None, seed: int) -> Tra
         max_users,
         len(warm_users),
     )
-    return TrainData(
+    sample = TrainData(
         user_idx=train.user_idx[train_rows],
         item_idx=train.item_idx[train_rows],
         weight=train.weight[train_rows],
@@ -163,6 +221,60 @@ def validation_sample(train: TrainData, max_users: int | None, seed: int) -> Tra
         n_users=train.n_users,
         n_items=train.n_items,
         item_ids=train.item_ids,
-        valid_user_idx=window_users[window_rows],
-        valid_item_idx=np.asarray(train.valid_item_idx, dtype=np.int64)[window_rows],
     )
+    window = ValidationWindow(
+        user_idx=window_users[window_rows],
+        item_idx=np.asarray(validation.item_idx, dtype=np.int64)[window_rows],
+    )
+    return sample, window
+
+
+class EpochTrained(PicklesThroughBytes):
+    """A deep family's mixin: trained epoch by epoch, it keeps one ``history`` record per epoch
+    and the ``best_epoch`` chosen on validation (None without a window), and pickles through
+    its framework-free ``to_bytes`` payload."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+
+
+class EpochSelector:
+    """Keeps the best epoch by validation NDCG@10 and says when to stop early (NCF, two-tower).
+
+    Args:
+        name: The family's name in log lines.
+        patience: Stop after this many epochs without a better NDCG; None never stops early.
+        log: The family's logger (its early-stop line is the family's).
+    """
+
+    def __init__(self, name: str, patience: int | None, log: logging.Logger) -> None:
+        self.name = name
+        self.patience = patience
+        self.log = log
+        self.best_ndcg = -math.inf
+        self.best_epoch: int | None = None
+        self.best: Any = None  # what the family keeps of its best epoch
+        self.stale = 0
+
+    def record(self, epoch: int, ndcg: float, snapshot: Callable[[], Any]) -> None:
+        """Note an epoch's NDCG; ``snapshot()`` is kept when it is the best so far."""
+        if ndcg > self.best_ndcg:
+            self.best_ndcg, self.stale, self.best_epoch = ndcg, 0, epoch
+            self.best = snapshot()
+        else:
+            self.stale += 1
+
+    def should_stop(self, epoch: int) -> bool:
+        """True (and logged) when ``patience`` epochs in a row brought no better NDCG."""
+        if self.patience is None or self.stale < self.patience:
+            return False
+        self.log.info(
+            "%s: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
+            self.name,
+            epoch,
+            self.best_epoch,
+            self.best_ndcg,
+        )
+        return True

@@ -33,10 +33,15 @@ listable items are padded with item ``-1`` and score ``-inf``.
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
+from typing import ClassVar
 
 import numba
 import numpy as np
 import scipy.sparse as sp
+
+from reclab.models.base import Recommender, checked_item
+from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
 
 # Co-occurrence counts are histogrammed per item row up to this value (larger counts share the
 # last bin), so a support threshold up to HISTOGRAM_BINS - 1 can be chosen from the histograms.
@@ -312,60 +317,24 @@ def top_k_item_item(
     scores = np.empty((n_users, k), dtype=np.float32)
     if n_users == 0:
         return items, scores
+    users = (user_rows.indptr, _unsigned(user_rows.indices), user_rows.data)
+    seen = (seen_indptr, seen_indices)
     if isinstance(similarity, np.ndarray):
         if mutual_information:
             raise ValueError("the mutual-information rule needs the sparse similarity")
-        _top_k_dense(
-            user_rows.indptr,
-            _unsigned(user_rows.indices),
-            user_rows.data,
-            np.ascontiguousarray(similarity, dtype=np.float32),
-            seen_indptr,
-            seen_indices,
-            k,
-            _chunks(n_users),
-            items,
-            scores,
-        )
-    elif similarity.nnz * 8 >= TILED_MIN_BYTES:
-        if pointers is None:
-            pointers = tile_pointers(similarity)
-        similarity = _canonical(similarity, np.float32, sort=False)
-        _top_k_tiled(
-            user_rows.indptr,
-            _unsigned(user_rows.indices),
-            user_rows.data,
-            pointers,
-            _unsigned(similarity.indices),
-            similarity.data,
-            seen_indptr,
-            seen_indices,
-            n_items,
-            k,
-            mutual_information,
-            TILE,
-            USER_BLOCK,
-            items,
-            scores,
-        )
+        dense = np.ascontiguousarray(similarity, dtype=np.float32)
+        _top_k_dense(*users, dense, *seen, k, _chunks(n_users), items, scores)
+        return items, scores
+    tiled = similarity.nnz * 8 >= TILED_MIN_BYTES
+    if tiled and pointers is None:
+        pointers = tile_pointers(similarity)
+    similarity = _canonical(similarity, np.float32, sort=False)
+    sim = (_unsigned(similarity.indices), similarity.data)
+    shared = (*seen, n_items, k, mutual_information)
+    if tiled:
+        _top_k_tiled(*users, pointers, *sim, *shared, TILE, USER_BLOCK, items, scores)
     else:
-        similarity = _canonical(similarity, np.float32, sort=False)
-        _top_k_sparse(
-            user_rows.indptr,
-            _unsigned(user_rows.indices),
-            user_rows.data,
-            similarity.indptr,
-            _unsigned(similarity.indices),
-            similarity.data,
-            seen_indptr,
-            seen_indices,
-            n_items,
-            k,
-            mutual_information,
-            _chunks(n_users),
-            items,
-            scores,
-        )
+        _top_k_sparse(*users, similarity.indptr, *sim, *shared, _chunks(n_users), items, scores)
     return items, scores
 
 
@@ -554,3 +523,226 @@ def measure_values(counts: sp.csr_matrix, diag: np.ndarray, measure: str) -> np.
         n_items,
         _chunks(n_items),
     )
+
+
+class ItemItemRecommender(Recommender, FoldIn, ItemSimilarity, Explains):
+    """A family that scores a user as ``a_u @ S``: a row of user weights times an item x item
+    similarity ``S`` (SAR, item KNN).
+
+    Subclasses fit ``item_similarity`` (float32 CSR) and say which user rows are scored
+    (:meth:`_user_rows`: SAR's decayed affinity, item KNN's binary train rows). ``recommend``
+    runs the compiled kernel (:func:`top_k_item_item`: no dense users x items batch), on a
+    dense copy of ``S`` when that is cheap; ``scores`` (serving) builds the dense rows. The
+    scoring caches are built once, at the end of ``fit`` and when a model is unpickled, never
+    lazily by a serving thread.
+
+    With ``_cooccurs`` set (SAR's ``mutual_information``), an item scores ``-inf`` for a user
+    unless it co-occurs with every item of the user's row (the library's ``log2(0) = -inf``).
+    """
+
+    # Scores come from a dense copy of the similarity when it costs no more memory than the CSR
+    # (8 bytes a non-zero, so from density 0.5) or little memory (any catalogue up to 4,096
+    # items is at most 64 MB): a mostly dense co-occurrence (ML-100k: 69% non-zero) is scored
+    # faster by dense rows than by scattering each stored entry.
+    dense_scoring_min_density: ClassVar[float] = 0.5
+    dense_scoring_max_small_bytes: ClassVar[int] = 64 << 20
+    # The user side of a fold-in and an explanation counts each history item as 1 (item KNN).
+    binary_user_side: ClassVar[bool] = False
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self.item_similarity: sp.csr_matrix | None = None
+        self._cooccurs: sp.csr_matrix | None = None  # mutual_information only: C_ij > 0
+        self._dense_similarity: np.ndarray | None = None  # scoring cache, never pickled
+        self._tile_pointers: np.ndarray | None = None  # scoring cache, never pickled
+
+    @abstractmethod
+    def _user_rows(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        """The float32 user x item rows scored against the similarity."""
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_dense_similarity"] = None
+        state["_tile_pointers"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._build_scoring_caches()  # at load, so no serving thread builds them lazily
+
+    def fit(self, train, validation=None) -> ItemItemRecommender:
+        """Fit (see :meth:`Recommender.fit`), then build the scoring caches once."""
+        super().fit(train, validation)
+        self._build_scoring_caches()
+        return self
+
+    def _build_scoring_caches(self) -> None:
+        """The dense copy of the similarity when it is cheap, else the tile pointers of a
+        similarity large enough for the tiled kernel."""
+        self._dense_similarity = self._tile_pointers = None
+        similarity = self.item_similarity
+        if similarity is None:
+            return
+        n_items = similarity.shape[0]
+        density = similarity.nnz / max(1, n_items * n_items)
+        if self._cooccurs is None and (
+            density >= self.dense_scoring_min_density
+            or 4 * n_items * n_items <= self.dense_scoring_max_small_bytes
+        ):
+            self._dense_similarity = similarity.toarray()
+        elif similarity.nnz * 8 >= TILED_MIN_BYTES:
+            self._tile_pointers = tile_pointers(similarity)
+
+    def _scoring_similarity(self) -> sp.csr_matrix | np.ndarray:
+        """The similarity scores are computed with: the dense copy when there is one."""
+        if self._dense_similarity is not None:
+            return self._dense_similarity
+        return self.item_similarity
+
+    def recommend(
+        self, user_idx: np.ndarray, k: int, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for each user by ``user rows @ similarity``; see :class:`Recommender`.
+
+        Scored by the compiled kernel (no dense batch x items matrix); the lists equal the
+        dense scores' top k.
+        """
+        user_idx = self._checked_users(user_idx, k)
+        return top_k_item_item(
+            self._user_rows(user_idx),
+            self._scoring_similarity(),
+            self._seen[user_idx] if exclude_seen else None,
+            k,
+            mutual_information=self._cooccurs is not None,
+            pointers=self._tile_pointers,  # built at fit / load for a large similarity
+        )
+
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        rows = self._user_rows(user_idx)
+        scores = rows @ self._scoring_similarity()
+        out[:] = scores.toarray() if sp.issparse(scores) else scores
+        self._mutual_information_rule(rows, out)
+        return out
+
+    def _mutual_information_rule(self, rows: sp.csr_matrix, scores: np.ndarray) -> None:
+        """SAR's mutual information: -inf unless the item co-occurs with every item of a row
+        (the library's dense MI is -inf where C_kj = 0, and one -inf term makes the sum -inf)."""
+        if self._cooccurs is None:
+            return
+        pattern = rows.copy()
+        pattern.data = np.ones_like(pattern.data)
+        support = (pattern @ self._cooccurs).toarray()
+        scores[support < np.diff(pattern.indptr)[:, None]] = -np.inf
+
+    def user_history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """A known user's scored row: the items and the weights their scores are built from."""
+        row = self._user_rows(np.array([int(user_idx)]))
+        return row.indices.astype(np.int64), row.data.astype(np.float32)
+
+    def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """Scores ``a @ S`` of a new user whose row ``a`` is built from their items.
+
+        The new interactions count as happening now (no decay); ``a_i`` is the given weight
+        where the family scores weights (SAR with ``use_weights``), else 1.
+
+        Args:
+            item_idx: Encoded items of the new user's history (distinct).
+            weights: Optional rating per item; None means 1.
+
+        Returns:
+            float32 array (n_items,).
+        """
+        if self.item_similarity is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        values = (
+            np.asarray(weights, dtype=np.float32)
+            if weights is not None and self._scores_weights()
+            else np.ones(len(item_idx), dtype=np.float32)
+        )
+        row = sp.csr_matrix(
+            (values, (np.zeros(len(item_idx), dtype=np.int64), item_idx)),
+            shape=(1, self.n_items),
+        )
+        scores = np.asarray((row @ self.item_similarity).toarray(), dtype=np.float32)
+        self._mutual_information_rule(row, scores)
+        return scores.ravel()
+
+    def _scores_weights(self) -> bool:
+        """Whether a history's weights enter its row (else every item counts 1)."""
+        return not self.binary_user_side
+
+    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
+        """One row of the similarity, -inf where none is stored (and for the item itself).
+
+        Raises:
+            ValueError: If the model is not fitted or the item is out of range.
+        """
+        if self.item_similarity is None:
+            raise ValueError(f"{type(self).__name__} is not fitted: call fit() first")
+        item_idx = checked_item(item_idx, self.item_similarity.shape[0])
+        return sparse_similarity_row(self.item_similarity, item_idx)
+
+    def explain(
+        self, history_idx: np.ndarray, history_weights: np.ndarray, item_idx: np.ndarray, k: int = 3
+    ) -> list[list[tuple[int, float]]]:
+        """History items with the largest ``weight * similarity`` terms of each item's score
+        (:meth:`Explains.explain`). ``history_weights`` are SAR's affinities (from
+        :meth:`user_history` or the fold-in); item KNN ignores them (its user side is binary)."""
+        if self.binary_user_side:
+            history_weights = np.ones(len(history_idx), dtype=np.float32)
+        return explain_item_item(self.item_similarity, history_idx, history_weights, item_idx, k)
+
+
+def explain_item_item(
+    similarity: sp.csr_matrix,
+    history_idx: np.ndarray,
+    history_weights: np.ndarray,
+    item_idx: np.ndarray,
+    k: int,
+) -> list[list[tuple[int, float]]]:
+    """Contributions ``weight_h * S[h, j]`` of history items h to items j of an item-item model.
+
+    A score ``sum_h weight_h * S[h, j]`` is a sum of these terms, so the largest are the
+    "because you watched" items.
+
+    Args:
+        similarity: Item x item CSR matrix the scores are computed with.
+        history_idx: Encoded history items.
+        history_weights: Their weights.
+        item_idx: Encoded recommended items.
+        k: Contributors kept per recommended item.
+
+    Returns:
+        Per recommended item, up to k ``(history item_idx, contribution)`` pairs, largest first,
+        ties by the smaller item index; only positive contributions.
+    """
+    history_idx = np.asarray(history_idx, dtype=np.int64)
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    if not len(history_idx) or not len(item_idx):
+        return [[] for _ in item_idx]
+    terms = similarity[history_idx][:, item_idx].toarray().astype(np.float64)
+    terms *= np.asarray(history_weights, dtype=np.float64)[:, None]
+    out = []
+    for column in terms.T:
+        order = np.lexsort((history_idx, -column))
+        out.append([(int(history_idx[h]), float(column[h])) for h in order[:k] if column[h] > 0])
+    return out
+
+
+def sparse_similarity_row(similarity: sp.csr_matrix, item_idx: int) -> np.ndarray:
+    """One item's row of a sparse item x item similarity, dense; -inf where no similarity is
+    stored (the items never co-occur, or are not neighbours) and for the item itself.
+
+    Args:
+        similarity: Item x item CSR matrix.
+        item_idx: One encoded item.
+
+    Returns:
+        float32 array (n_items,).
+    """
+    row = similarity[int(item_idx)]
+    out = np.full(similarity.shape[1], -np.inf, dtype=np.float32)
+    out[row.indices] = row.data
+    out[int(item_idx)] = -np.inf
+    return out

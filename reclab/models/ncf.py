@@ -16,8 +16,8 @@ LeCun-uniform, biases PyTorch's default.
 Training is implicit: every distinct train (user, item) pair is a positive; each epoch draws
 ``negatives`` items per positive uniformly over the catalogue (seeded; optionally redrawing
 those that are among the user's positives), and minimises binary cross-entropy on the logits
-with Adam. When the train data carries a validation window (``TrainData.valid_user_idx``), the
-validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch (on a
+with Adam. When ``fit`` is given a validation window (``ValidationWindow``),
+the validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch (on a
 seeded sample of ``validation_sample_users`` warm users), the best epoch's weights are kept and
 training stops after ``early_stopping_patience`` epochs without improvement. On a CPU training
 is capped at the most recent ``max_train_rows`` rows (:mod:`reclab.models.deep_scale`).
@@ -45,27 +45,24 @@ import time
 import typing
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
-from reclab.models.base import Recommender, TrainData
-from reclab.models.deep_scale import (
-    VALIDATION_SAMPLE_USERS,
-    capped_train_rows,
-    check_max_train_rows,
-    check_validation_sample_users,
-    resolve_max_train_rows,
-    validation_sample,
+from reclab.models.base import (
+    Recommender,
+    TrainData,
+    ValidationWindow,
+    check_format_version,
 )
-from reclab.models.params import check_number
+from reclab.models.deep_scale import DeepParams, EpochSelector, EpochTrained, validation_sample
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
 _MAX_REJECTION_ROUNDS = 50
 # recommend scores at most about this many (user, item) pairs per user batch: 256 MB of float32
 # per score matrix, whatever the training batch size and the catalogue.
@@ -254,20 +251,6 @@ def import_torch_dynamo() -> None:
 
 
 @contextmanager
-def _threads(num_threads: int | None) -> Iterator[None]:
-    """Use ``num_threads`` torch CPU threads inside the block (None: leave the setting)."""
-    old = torch.get_num_threads()
-    if num_threads is None or num_threads == old:
-        yield
-        return
-    torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@contextmanager
 def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> Iterator[None]:
     """Seed torch locally (global RNG state restored afterwards), set threads, determinism."""
     old_threads = torch.get_num_threads()
@@ -290,14 +273,15 @@ def _torch_settings(seed: int, num_threads: int | None, deterministic: bool) -> 
                 torch.use_deterministic_algorithms(False)
 
 
-class NCFRecommender(Recommender):
-    """NeuMF (GMF + MLP) trained on implicit feedback with sampled negatives.
+@dataclass(frozen=True)
+class NCFParams(DeepParams):
+    """Hyper-parameters of :class:`NCFRecommender`.
 
     The defaults are the reference settings of ``shared/FINDINGS.md``: 16-dim GMF, MLP
     64-32-16 (32-dim MLP embeddings), 4 negatives (redrawn when they are the user's positives),
     10 epochs, Adam 1e-3, batch 1024, no dropout or weight decay.
 
-    Args:
+    Attributes:
         gmf_dim: GMF embedding size.
         mlp_dims: MLP layer sizes; like NVIDIA, ``mlp_dims[0]`` is the width of the concatenated
             user and item MLP embeddings (each ``mlp_dims[0] // 2``) and ``mlp_dims[1:]`` are
@@ -321,8 +305,9 @@ class NCFRecommender(Recommender):
             best kept gave valid 0.121-0.127 / test 0.144-0.151.
         seed: Seeds initialisation, dropout, negative sampling and shuffling.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:n]"``.
-        num_threads: torch CPU threads while fitting and scoring (restored afterwards); None
-            leaves torch's setting. One by default: a step of this network (1024 rows, layers
+        num_threads: torch CPU threads while fitting (restored afterwards); None leaves
+            torch's setting. Scoring never changes the process-wide setting (serving threads
+            share it). One by default: a step of this network (1024 rows, layers
             under 100 wide) is too small for intra-op threads to pay, and on a 2-core host
             shared with other flow branches 2 threads measured 2-6x slower per step than 1.
         deterministic: Ask torch for deterministic algorithms during fit (matters on CUDA; the
@@ -337,95 +322,59 @@ class NCFRecommender(Recommender):
         validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
             at most this many warm validation users (None: all of them).
 
-    Raises:
-        ValueError: If a parameter is out of range.
+    """
+
+    mlp_dims: Sequence[int] = (64, 32, 16)
+    deterministic: bool = True
+    gmf_dim: int = 16
+    mlp_embedding_dim: int | None = None
+    negatives: int = 4
+    reject_positives: bool = True
+    weight_decay: float = 0.0
+    dropout: float = 0.0
+    device: str = "auto"
+    num_threads: int | None = 1
+    score_chunk_pairs: int = 1 << 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # epochs, batch size, learning rate, mlp_dims, seed, the cap
+        for name in ("gmf_dim", "negatives", "score_chunk_pairs"):
+            check_field(self, name, 1, integer=True)
+        if self.mlp_embedding_dim is None:
+            if not self.mlp_dims or self.mlp_dims[0] % 2:
+                raise ValueError(
+                    "without mlp_embedding_dim, mlp_dims[0] must be even (it is the width of "
+                    f"the two concatenated MLP embeddings), got {list(self.mlp_dims)}"
+                )
+        else:
+            check_field(self, "mlp_embedding_dim", 1, integer=True)
+        check_field(self, "weight_decay", 0)
+        check_field(self, "dropout", 0, 1, high_open=True)
+        check_field(self, "num_threads", 1, integer=True, allow_none=True)
+        resolve_device(self.device)  # validates the name
+        set_field(self, "device", str(self.device))
+        set_field(self, "reject_positives", bool(self.reject_positives))
+
+    def mlp_shape(self) -> tuple[int, tuple[int, ...]]:
+        """(MLP embedding size per side, the MLP's linear layer sizes)."""
+        if self.mlp_embedding_dim is None:
+            return self.mlp_dims[0] // 2, tuple(self.mlp_dims[1:])
+        return self.mlp_embedding_dim, tuple(self.mlp_dims)
+
+
+class NCFRecommender(EpochTrained, Recommender):
+    """NeuMF (GMF + MLP) trained on implicit feedback with sampled negatives.
+
+    Hyper-parameters: :class:`NCFParams`; a value out of range raises a ``ValueError``.
     """
 
     family = "ncf"
-    uses_gpu = True
+    Params = NCFParams
+    format_version = 1
 
-    def __init__(
-        self,
-        gmf_dim: int = 16,
-        mlp_dims: Sequence[int] = (64, 32, 16),
-        mlp_embedding_dim: int | None = None,
-        negatives: int = 4,
-        reject_positives: bool = True,
-        epochs: int = 10,
-        batch_size: int = 1024,
-        learning_rate: float = 1e-3,
-        weight_decay: float = 0.0,
-        dropout: float = 0.0,
-        early_stopping_patience: int | None = None,
-        seed: int = 0,
-        device: str = "auto",
-        num_threads: int | None = 1,
-        deterministic: bool = True,
-        score_chunk_pairs: int = 1 << 16,
-        max_train_rows: int | str | None = "auto",
-        validation_sample_users: int | None = VALIDATION_SAMPLE_USERS,
-    ) -> None:
-        check_number("gmf_dim", gmf_dim, 1, integer=True)
-        mlp_dims = [check_number("mlp_dims[]", d, 1, integer=True) for d in mlp_dims]
-        if mlp_embedding_dim is None:
-            if not mlp_dims or mlp_dims[0] % 2:
-                raise ValueError(
-                    "without mlp_embedding_dim, mlp_dims[0] must be even (it is the width of "
-                    f"the two concatenated MLP embeddings), got {mlp_dims}"
-                )
-        else:
-            check_number("mlp_embedding_dim", mlp_embedding_dim, 1, integer=True)
-        for name, value in (
-            ("negatives", negatives),
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("score_chunk_pairs", score_chunk_pairs),
-        ):
-            check_number(name, value, 1, integer=True)
-        check_number("learning_rate", learning_rate, 0, low_open=True)
-        check_number("weight_decay", weight_decay, 0)
-        check_number("dropout", dropout, 0, 1, high_open=True)
-        check_number(
-            "early_stopping_patience", early_stopping_patience, 1, integer=True, allow_none=True
-        )
-        check_number("num_threads", num_threads, 1, integer=True, allow_none=True)
-        check_number("seed", seed, 0, integer=True)
-        resolve_device(device)  # validates the name
-        max_train_rows = check_max_train_rows(max_train_rows)
-        validation_sample_users = check_validation_sample_users(validation_sample_users)
-        super().__init__(
-            gmf_dim=int(gmf_dim),
-            mlp_dims=mlp_dims,
-            mlp_embedding_dim=None if mlp_embedding_dim is None else int(mlp_embedding_dim),
-            negatives=int(negatives),
-            reject_positives=bool(reject_positives),
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            learning_rate=float(learning_rate),
-            weight_decay=float(weight_decay),
-            dropout=float(dropout),
-            early_stopping_patience=(
-                None if early_stopping_patience is None else int(early_stopping_patience)
-            ),
-            seed=int(seed),
-            device=str(device),
-            num_threads=None if num_threads is None else int(num_threads),
-            deterministic=bool(deterministic),
-            score_chunk_pairs=int(score_chunk_pairs),
-            max_train_rows=max_train_rows,
-            validation_sample_users=validation_sample_users,
-        )
-        for name, value in self.params.items():
-            if name != "batch_size":  # ``batch_size`` is recommend's user batch (a property)
-                setattr(self, name, value)
-        self.train_batch_size = self.params["batch_size"]
-        if self.mlp_embedding_dim is None:
-            self.embedding_dim, self.layer_dims = mlp_dims[0] // 2, mlp_dims[1:]
-        else:
-            self.embedding_dim, self.layer_dims = self.mlp_embedding_dim, mlp_dims
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.network: NeuMF | None = None
-        self.history: list[dict[str, float]] = []
-        self.best_epoch: int | None = None
         self._device = torch.device("cpu")
 
     @property
@@ -439,37 +388,30 @@ class NCFRecommender(Recommender):
     # ----------------------------------------------------------------------------------------
 
     def _build_network(self) -> NeuMF:
+        embedding_dim, layer_dims = self.hparams.mlp_shape()
         return NeuMF(
             self.n_users,
             self.n_items,
-            self.gmf_dim,
-            self.embedding_dim,
-            self.layer_dims,
-            self.dropout,
+            self.hparams.gmf_dim,
+            embedding_dim,
+            layer_dims,
+            self.hparams.dropout,
         )
 
-    def _fit(self, train: TrainData) -> None:
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         import_torch_dynamo()
-        with _torch_settings(self.seed, self.num_threads, self.deterministic):
-            self._train(train)
+        params = self.hparams
+        with _torch_settings(params.seed, params.num_threads, params.deterministic):
+            self._train(train, validation)
 
-    def _train(self, train: TrainData) -> None:
-        self._device = device = resolve_device(self.device)
-        if device.type == "cuda" and self.deterministic:
+    def _train(self, train: TrainData, validation: ValidationWindow | None) -> None:
+        params = self.hparams
+        self._device = device = resolve_device(params.device)
+        if device.type == "cuda" and params.deterministic:
             # cuBLAS is deterministic only with a fixed workspace; read when its handle is made.
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        rows, self.train_sample = capped_train_rows(
-            train, resolve_max_train_rows(self.max_train_rows, device.type == "cuda"), self.seed
-        )
-        user_idx, item_idx = train.user_idx, train.item_idx
-        if rows is not None:
-            user_idx, item_idx = user_idx[rows], item_idx[rows]
-        self.train_rows_used = len(user_idx)
-        keys = np.unique(user_idx.astype(np.int64) * train.n_items + item_idx)
-        positive_keys = torch.from_numpy(keys)
-        pos_users, pos_items = positive_keys // train.n_items, positive_keys % train.n_items
-        n_pos = len(positive_keys)
-        generator = torch.Generator().manual_seed(self.seed)
+        positives = self._positives(train, device.type == "cuda")
+        generator = torch.Generator().manual_seed(params.seed)
         self.network = network = self._build_network().to(device)
         # fused: one pass over each parameter per step. Adam updates every embedding row each
         # step, so with MovieLens-25M's tables (10.6M parameters) a step cost 102 ms of CPU with
@@ -477,125 +419,140 @@ class NCFRecommender(Recommender):
         # weights agree to 1e-8.
         optimizer = torch.optim.Adam(
             network.parameters(),
-            lr=self.learning_rate,
-            weight_decay=self.weight_decay,
+            lr=params.learning_rate,
+            weight_decay=params.weight_decay,
             fused=True,
         )
-        loss_fn = nn.BCEWithLogitsLoss()
-        validate = train.valid_user_idx is not None and train.valid_item_idx is not None
-        if validate:
-            validation = validation_sample(train, self.validation_sample_users, self.seed)
-        best_ndcg, best_state, stale = -math.inf, None, 0
-        self.history, self.best_epoch = [], None
-        labels = torch.cat((torch.ones(n_pos), torch.zeros(n_pos * self.negatives)))
+        if validation is not None:
+            sample = validation_sample(
+                train, validation, params.validation_sample_users, params.seed
+            )
+        selector = EpochSelector("NCF", params.early_stopping_patience, logger)
+        self.history = []
         logger.info(
             "NCF: %d users, %d items, %d positives, %d negatives each, on %s",
             train.n_users,
             train.n_items,
-            n_pos,
-            self.negatives,
+            len(positives[0]),
+            params.negatives,
             device,
         )
-        for epoch in range(1, self.epochs + 1):
-            started, started_cpu = time.perf_counter(), time.process_time()
-            neg_users, neg_items = sample_negatives(
-                pos_users,
-                train.n_items,
-                self.negatives,
-                generator,
-                positive_keys if self.reject_positives else None,
-            )
-            order = torch.randperm(len(labels), generator=generator)
-            users = torch.cat((pos_users, neg_users))[order].to(device)
-            items = torch.cat((pos_items, neg_items))[order].to(device)
-            targets = labels[order].to(device)
-            # Free the draws now: at 20M positives about 2 GB that the steps never read.
-            del neg_users, neg_items, order
-            sampling_seconds = time.perf_counter() - started
-            network.train()
-            total = torch.zeros((), device=device)
-            for start in range(0, len(targets), self.train_batch_size):
-                batch = slice(start, start + self.train_batch_size)
-                logits = network(users[batch], items[batch])
-                loss = loss_fn(logits, targets[batch])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach() * len(logits)
-            epoch_loss = float(total) / len(targets)  # also waits for the device
-            train_seconds = time.perf_counter() - started
-            record = {
-                "epoch": epoch,
-                "loss": epoch_loss,
-                "seconds": train_seconds,
-                "cpu_seconds": time.process_time() - started_cpu,  # all threads; < wall if busy
-                "samples_per_second": len(targets) / max(train_seconds, 1e-9),
-                "sampling_seconds": sampling_seconds,
-                "valid_ndcg_at_10": math.nan,
-                "validation_seconds": 0.0,
-            }
-            if validate:
+        for epoch in range(1, params.epochs + 1):
+            record = self._train_epoch(epoch, positives, generator, optimizer)
+            if validation is not None:
                 network.eval()
-                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(validation)
-                record["validation_seconds"] = time.perf_counter() - started - train_seconds
+                validation_started = time.perf_counter()
+                record["valid_ndcg_at_10"] = ndcg = sample[1].ndcg(self.recommend, sample[0])
+                record["validation_seconds"] = time.perf_counter() - validation_started
                 if math.isnan(ndcg):
                     logger.warning(
                         "NCF: no validation user can be evaluated; training without early "
                         "stopping and keeping the last epoch"
                     )
-                    validate = False
-                elif ndcg > best_ndcg:
-                    best_ndcg, stale, self.best_epoch = ndcg, 0, epoch
-                    best_state = copy.deepcopy(network.state_dict())
+                    validation = None
                 else:
-                    stale += 1
+                    selector.record(epoch, ndcg, lambda: copy.deepcopy(network.state_dict()))
             self.history.append(record)
-            logger.info(
-                "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, train %.2f s (%.0f samples/s, "
-                "negative sampling %.2f s), validation %.2f s",
-                epoch,
-                self.epochs,
-                record["loss"],
-                record["valid_ndcg_at_10"],
-                train_seconds,
-                record["samples_per_second"],
-                sampling_seconds,
-                record["validation_seconds"],
-            )
-            if (
-                validate
-                and self.early_stopping_patience is not None
-                and stale >= self.early_stopping_patience
-            ):
-                logger.info(
-                    "NCF: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
-                    epoch,
-                    self.best_epoch,
-                    best_ndcg,
-                )
+            self._log_epoch(record)
+            if validation is not None and selector.should_stop(epoch):
                 break
-        if validate and best_state is not None:
-            network.load_state_dict(best_state)
+        self.best_epoch = selector.best_epoch
+        if validation is not None and selector.best is not None:
+            network.load_state_dict(selector.best)
         network.eval()
 
-    def _validation_ndcg(self, train: TrainData) -> float:
-        """NDCG@10 of the current network on ``train``'s validation window (during fit, the
-        sample of :func:`~reclab.models.deep_scale.validation_sample`); NaN: no user to
-        evaluate."""
-        return train.validation_ndcg(self.recommend)
+    def _positives(
+        self, train: TrainData, on_gpu: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(users, items, sorted ``user * n_items + item`` keys) of the distinct positives of
+        the (capped) train rows; sets ``train_rows_used`` and ``train_sample``."""
+        params = self.hparams
+        rows, self.train_sample = params.train_rows(train, on_gpu)
+        user_idx, item_idx = train.user_idx, train.item_idx
+        if rows is not None:
+            user_idx, item_idx = user_idx[rows], item_idx[rows]
+        self.train_rows_used = len(user_idx)
+        keys = torch.from_numpy(np.unique(user_idx.astype(np.int64) * train.n_items + item_idx))
+        return keys // train.n_items, keys % train.n_items, keys
+
+    def _train_epoch(
+        self,
+        epoch: int,
+        positives: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        generator: torch.Generator,
+        optimizer: torch.optim.Optimizer,
+    ) -> dict[str, float]:
+        """One epoch: fresh negatives, a shuffle, the Adam steps; returns its history record."""
+        params, network, device = self.hparams, self.network, self._device
+        pos_users, pos_items, positive_keys = positives
+        n_pos = len(positive_keys)
+        started, started_cpu = time.perf_counter(), time.process_time()
+        neg_users, neg_items = sample_negatives(
+            pos_users,
+            self.n_items,
+            params.negatives,
+            generator,
+            positive_keys if params.reject_positives else None,
+        )
+        labels = torch.cat((torch.ones(n_pos), torch.zeros(n_pos * params.negatives)))
+        order = torch.randperm(len(labels), generator=generator)
+        users = torch.cat((pos_users, neg_users))[order].to(device)
+        items = torch.cat((pos_items, neg_items))[order].to(device)
+        targets = labels[order].to(device)
+        # Free the draws now: at 20M positives about 2 GB that the steps never read.
+        del neg_users, neg_items, order
+        sampling_seconds = time.perf_counter() - started
+        network.train()
+        loss_fn = nn.BCEWithLogitsLoss()
+        total = torch.zeros((), device=device)
+        for start in range(0, len(targets), params.batch_size):
+            batch = slice(start, start + params.batch_size)
+            logits = network(users[batch], items[batch])
+            loss = loss_fn(logits, targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach() * len(logits)
+        epoch_loss = float(total) / len(targets)  # also waits for the device
+        train_seconds = time.perf_counter() - started
+        return {
+            "epoch": epoch,
+            "loss": epoch_loss,
+            "seconds": train_seconds,
+            "cpu_seconds": time.process_time() - started_cpu,  # all threads; < wall if busy
+            "samples_per_second": len(targets) / max(train_seconds, 1e-9),
+            "sampling_seconds": sampling_seconds,
+            "valid_ndcg_at_10": math.nan,
+            "validation_seconds": 0.0,
+        }
+
+    def _log_epoch(self, record: dict[str, float]) -> None:
+        logger.info(
+            "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, train %.2f s (%.0f samples/s, "
+            "negative sampling %.2f s), validation %.2f s",
+            record["epoch"],
+            self.hparams.epochs,
+            record["loss"],
+            record["valid_ndcg_at_10"],
+            record["seconds"],
+            record["samples_per_second"],
+            record["sampling_seconds"],
+            record["validation_seconds"],
+        )
 
     # ----------------------------------------------------------------------------------------
     # Scoring and serialisation
     # ----------------------------------------------------------------------------------------
 
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         if self.network is None:
             raise ValueError("NCFRecommender is not fitted: call fit() first")
-        self.network.eval()
+        # No torch.set_num_threads here: it is process-wide, and serving scores from several
+        # threads at once. The network is in eval mode since fit / from_bytes.
         users = torch.as_tensor(np.asarray(user_idx, dtype=np.int64), device=self._device)
-        with _threads(self.num_threads):
-            scores = self.network.score_all(users, self.score_chunk_pairs)
-        return scores.to(device="cpu", dtype=torch.float32).numpy()
+        scores = self.network.score_all(users, self.hparams.score_chunk_pairs)
+        out[:] = scores.to(device="cpu", dtype=torch.float32).numpy()
+        return out
 
     def to_bytes(self) -> bytes:
         """Serialise the fitted model: its parameters, state dict, seen items and history.
@@ -605,16 +562,16 @@ class NCFRecommender(Recommender):
         """
         if self.network is None or self._seen is None:
             raise ValueError("NCFRecommender is not fitted: call fit() first")
-        seen = self._seen.tocsr()
+        seen_indptr, seen_indices = self._seen_arrays()
         payload = {
-            "format": _FORMAT_VERSION,
+            "format": self.format_version,
             "family": self.family,
             "params": json.dumps(self.params),
             "n_users": self.n_users,
             "n_items": self.n_items,
             "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()},
-            "seen_indptr": torch.from_numpy(seen.indptr.astype(np.int64)),
-            "seen_indices": torch.from_numpy(seen.indices.astype(np.int64)),
+            "seen_indptr": torch.from_numpy(seen_indptr),
+            "seen_indices": torch.from_numpy(seen_indices),
             "history": json.dumps(self.history),
             "best_epoch": -1 if self.best_epoch is None else self.best_epoch,
         }
@@ -629,6 +586,7 @@ class NCFRecommender(Recommender):
 
         Raises:
             TypeError: If the payload is not an NCF model.
+            FormatVersionError: If it was written in another format version.
         """
         try:
             data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
@@ -636,28 +594,15 @@ class NCFRecommender(Recommender):
             raise TypeError(f"payload is not a serialised {cls.__name__}: {error}") from error
         if not isinstance(data, dict) or data.get("family") != cls.family:
             raise TypeError(f"payload is not a serialised {cls.__name__}")
+        check_format_version(cls.family, data.get("format"), cls.format_version)
         model = cls(**json.loads(data["params"]))
-        model.n_users, model.n_items = int(data["n_users"]), int(data["n_items"])
-        indptr, indices = data["seen_indptr"].numpy(), data["seen_indices"].numpy()
-        model._seen = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.bool_), indices, indptr),
-            shape=(model.n_users, model.n_items),
+        model._restore_seen(
+            data["n_users"], data["n_items"], data["seen_indptr"], data["seen_indices"]
         )
         model.network = model._build_network()
         model.network.load_state_dict(data["state_dict"])
-        model._device = resolve_device(model.device)
+        model._device = resolve_device(model.hparams.device)
         model.network.to(model._device).eval()
         model.history = json.loads(data["history"])
         model.best_epoch = None if int(data["best_epoch"]) < 0 else int(data["best_epoch"])
         return model
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        """Pickle a fitted model through :meth:`to_bytes`, so pickles hold no torch objects."""
-        if self.network is None:
-            return super().__reduce_ex__(protocol)
-        return (_restore, (type(self), self.to_bytes()))
-
-
-def _restore(cls: type[NCFRecommender], payload: bytes) -> NCFRecommender:
-    """Unpickle helper for :meth:`NCFRecommender.__reduce_ex__`."""
-    return cls.from_bytes(payload)

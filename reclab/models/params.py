@@ -75,3 +75,30 @@ def check_number(
     if too_low or too_high:
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return int(number) if integer else number
+
+
+def check_field(params: Any, name: str, *bounds: float | None, **options: Any) -> None:
+    """Check one field of a family's frozen ``Params`` dataclass and store it normalised.
+
+    Called from the dataclass's ``__post_init__``, so every family's parameters are checked
+    once, at construction, and hold plain values afterwards: ``int`` for ``integer`` fields,
+    ``float`` for the others (None where allowed).
+
+    Args:
+        params: The ``Params`` instance being built.
+        name: The field's name.
+        *bounds: ``low`` and ``high`` as for :func:`check_number`.
+        **options: The other keyword arguments of :func:`check_number`.
+
+    Raises:
+        ValueError: As :func:`check_number`.
+    """
+    value = check_number(name, getattr(params, name), *bounds, **options)
+    if value is not None and not options.get("integer"):
+        value = float(value)
+    object.__setattr__(params, name, value)
+
+
+def set_field(params: Any, name: str, value: Any) -> None:
+    """Store a normalised value in a frozen ``Params`` dataclass (from its ``__post_init__``)."""
+    object.__setattr__(params, name, value)

@@ -9,45 +9,45 @@ training window): an interaction one half-life old counts 0.5, two half-lives 0.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
-from reclab.models.base import GlobalRankingRecommender, TrainData
-from reclab.models.params import check_number
+from reclab.models.base import GlobalRankingRecommender, TrainData, ValidationWindow
+from reclab.models.params import check_field
 
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400.0
 
 
+@dataclass(frozen=True)
+class RecencyParams:
+    """Hyper-parameters of :class:`RecencyPopularityRecommender`.
+
+    Attributes:
+        half_life_days: Age, in days before the last train timestamp, at which an interaction
+            counts half (> 0).
+    """
+
+    half_life_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        check_field(self, "half_life_days", 0, low_open=True)
+
+
 class RecencyPopularityRecommender(GlobalRankingRecommender):
     """Ranks items by time-decayed interaction counts; ties go to the smaller raw item id.
 
     Without timestamps (``train.ts is None``) it falls back to plain counts, like
-    ``popularity``, and logs a warning.
-
-    Args:
-        half_life_days: Age, in days before the last train timestamp, at which an interaction
-            counts half.
-
-    Raises:
-        ValueError: If ``half_life_days`` is not positive.
+    ``popularity``, and logs a warning. Hyper-parameters: :class:`RecencyParams`.
     """
 
     family = "recent_popularity"
+    Params = RecencyParams
 
-    def __init__(self, half_life_days: float = 30.0) -> None:
-        check_number("half_life_days", half_life_days, 0, low_open=True)
-        super().__init__(half_life_days=half_life_days)
-        self.half_life_days = float(half_life_days)
-
-    def _fit(self, train: TrainData) -> None:
-        self.item_counts = decayed_counts(train, self.half_life_days)
-        # Fold the raw-id tie-break into a strict order so the score itself is the ranking.
-        order = np.lexsort((train.item_ids, -self.item_counts))
-        rank = np.empty(train.n_items, dtype=np.int64)
-        rank[order] = np.arange(train.n_items)
-        self.item_scores = (train.n_items - rank).astype(np.float32)
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
+        self._rank_items(decayed_counts(train, self.hparams.half_life_days), train.item_ids)
 
 
 def decayed_counts(train: TrainData, half_life_days: float) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reclab.errors import InputError
-from reclab.models.base import Recommender
+from reclab.models.base import Recommender, parameter_names
 
 
 @dataclass(frozen=True)
@@ -84,10 +84,13 @@ def reads_nvtabular_output(families: list[str]) -> bool:
 
 
 def make_model(family: str, params: dict[str, Any], seed: int) -> Recommender:
-    """Instantiate a family with its hyper-parameters; ``seed`` is passed to families taking one."""
-    cls = FAMILIES[family].load_class()
-    import inspect
+    """Instantiate a family with its hyper-parameters; ``seed`` is passed to families taking one.
 
-    if "seed" in inspect.signature(cls.__init__).parameters and "seed" not in params:
+    Raises:
+        ValueError: If a parameter is unknown to the family (the message lists the accepted
+            ones) or out of range.
+    """
+    cls = FAMILIES[family].load_class()
+    if "seed" in parameter_names(cls) and "seed" not in params:
         params = {**params, "seed": seed}
     return cls(**params)

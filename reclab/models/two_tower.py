@@ -26,7 +26,7 @@ How it is built and trained (the settings that made it learn on MovieLens-100k, 
   down and the model recommends niche items first (NDCG@10 0.01-0.04 instead of 0.12-0.15).
   Merlin's ``logq_sampling_correction`` does not work with in-batch negatives in 23.8.1 (the
   in-batch sampler provides no probabilities), hence the explicit correction.
-* **Epoch selection.** When the train data carries a validation window, after each epoch the
+* **Epoch selection.** When ``fit`` is given a validation window, after each epoch the
   user and item embeddings of the whole catalogue are computed and NDCG@10 is measured with
   :func:`reclab.evaluation.evaluate` (full catalogue, seen items excluded; a seeded sample of
   ``validation_sample_users`` warm users); the best epoch's embeddings are kept and training
@@ -60,49 +60,40 @@ import logging
 import math
 import os
 import time
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.dataset
-import scipy.sparse as sp
 
 # TensorFlow's C++ INFO lines (e.g. "Executor start aborting") would drown the step logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from reclab.id_maps import IdMap
 from reclab.models.base import (
-    Recommender,
+    DotProductRecommender,
     TrainData,
-    cosine_similarity_scores,
-    dot_product_scores,
+    ValidationWindow,
+    check_format_version,
 )
-from reclab.models.capabilities import ItemSimilarity
-from reclab.models.deep_scale import (
-    VALIDATION_SAMPLE_USERS,
-    capped_train_rows,
-    check_max_train_rows,
-    check_validation_sample_users,
-    resolve_max_train_rows,
-    validation_sample,
-)
-from reclab.models.params import check_number
+from reclab.models.deep_scale import DeepParams, EpochSelector, EpochTrained, validation_sample
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
 OPTIMIZERS = ("adam", "adagrad")
 
 
-class TwoTowerRecommender(Recommender, ItemSimilarity):
-    """Merlin two-tower model: user tower . item tower, in-batch softmax with logQ correction.
+@dataclass(frozen=True)
+class TwoTowerParams(DeepParams):
+    """Hyper-parameters of :class:`TwoTowerRecommender`.
 
     The defaults are the best settings of ``/shared/FINDINGS.md``: sum-of-embeddings towers of
     size 64, L2-normalised, temperature 0.2, Adam 3e-3, batch 1024, logQ correction on, and the
     epoch chosen on validation NDCG@10.
 
-    Args:
+    Attributes:
         epochs: Maximum number of epochs.
         batch_size: Train rows per step; the other rows of a batch are its negatives.
         learning_rate: The optimizer's learning rate.
@@ -131,86 +122,44 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
             at most this many warm validation users (None: all of them).
 
-    Raises:
-        ValueError: If a parameter is out of range.
+    """
+
+    learning_rate: float = 3e-3
+    early_stopping_patience: int | None = 3
+    optimizer: str = "adam"
+    embedding_dim: int = 64
+    temperature: float = 0.2
+    l2_normalize: bool = True
+    logq_correction: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # epochs, batch size, learning rate, mlp_dims, seed, the cap
+        check_field(self, "embedding_dim", 1, integer=True)
+        optimizer = str(self.optimizer).lower()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}"
+            )
+        set_field(self, "optimizer", optimizer)
+        check_field(self, "temperature", 0, low_open=True)
+        for name in ("l2_normalize", "logq_correction"):
+            set_field(self, name, bool(getattr(self, name)))
+
+
+class TwoTowerRecommender(EpochTrained, DotProductRecommender):
+    """Merlin two-tower model: user tower . item tower, in-batch softmax with logQ correction.
+
+    Hyper-parameters: :class:`TwoTowerParams`; a value out of range raises a ``ValueError``.
     """
 
     family = "two_tower"
-    can_find_similar = True
-    reuses_score_buffer = True
-    uses_gpu = True
+    Params = TwoTowerParams
+    format_version = 1
 
-    def __init__(
-        self,
-        epochs: int = 10,
-        batch_size: int = 1024,
-        learning_rate: float = 3e-3,
-        optimizer: str = "adam",
-        embedding_dim: int = 64,
-        mlp_dims: Sequence[int] = (),
-        temperature: float = 0.2,
-        l2_normalize: bool = True,
-        logq_correction: bool = True,
-        early_stopping_patience: int | None = 3,
-        seed: int = 0,
-        deterministic: bool = False,
-        max_train_rows: int | str | None = "auto",
-        validation_sample_users: int | None = VALIDATION_SAMPLE_USERS,
-    ) -> None:
-        for name, value in (
-            ("epochs", epochs),
-            ("batch_size", batch_size),
-            ("embedding_dim", embedding_dim),
-        ):
-            check_number(name, value, 1, integer=True)
-        mlp_dims = [check_number("mlp_dims[]", d, 1, integer=True) for d in mlp_dims]
-        check_number("learning_rate", learning_rate, 0, low_open=True)
-        if str(optimizer).lower() not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-        check_number("temperature", temperature, 0, low_open=True)
-        check_number(
-            "early_stopping_patience", early_stopping_patience, 1, integer=True, allow_none=True
-        )
-        check_number("seed", seed, 0, integer=True)
-        max_train_rows = check_max_train_rows(max_train_rows)
-        validation_sample_users = check_validation_sample_users(validation_sample_users)
-        super().__init__(
-            epochs=int(epochs),
-            batch_size=int(batch_size),
-            learning_rate=float(learning_rate),
-            optimizer=str(optimizer).lower(),
-            embedding_dim=int(embedding_dim),
-            mlp_dims=mlp_dims,
-            temperature=float(temperature),
-            l2_normalize=bool(l2_normalize),
-            logq_correction=bool(logq_correction),
-            early_stopping_patience=(
-                None if early_stopping_patience is None else int(early_stopping_patience)
-            ),
-            seed=int(seed),
-            deterministic=bool(deterministic),
-            max_train_rows=max_train_rows,
-            validation_sample_users=validation_sample_users,
-        )
-        # Hyper-parameters as attributes; ``batch_size`` stays the class's scoring batch.
-        self.epochs = self.params["epochs"]
-        self.train_batch_size = self.params["batch_size"]
-        self.learning_rate = self.params["learning_rate"]
-        self.optimizer = self.params["optimizer"]
-        self.embedding_dim = self.params["embedding_dim"]
-        self.mlp_dims = self.params["mlp_dims"]
-        self.temperature = self.params["temperature"]
-        self.l2_normalize = self.params["l2_normalize"]
-        self.logq_correction = self.params["logq_correction"]
-        self.early_stopping_patience = self.params["early_stopping_patience"]
-        self.seed = self.params["seed"]
-        self.deterministic = self.params["deterministic"]
-        self.max_train_rows = self.params["max_train_rows"]
-        self.validation_sample_users = self.params["validation_sample_users"]
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.user_embeddings: np.ndarray | None = None
         self.item_embeddings: np.ndarray | None = None
-        self.history: list[dict[str, float]] = []
-        self.best_epoch: int | None = None
         self.inputs: dict[str, list[str]] = {}
         self.keras_model: Any = None  # the trained Merlin model of this process (not saved)
 
@@ -218,7 +167,7 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
     # Training
     # ----------------------------------------------------------------------------------------
 
-    def _fit(self, train: TrainData) -> None:
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         if train.nvt_dir is None:
             raise ValueError(
                 "TwoTowerRecommender needs TrainData.nvt_dir (the NVTabular output of "
@@ -227,48 +176,31 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         import tensorflow as tf
         from tensorflow.python.framework import config as tf_config
 
+        deterministic = self.hparams.deterministic
         old_determinism = tf_config.is_op_determinism_enabled()
-        tf.keras.utils.set_random_seed(self.seed)  # Python, NumPy and TensorFlow
-        if self.deterministic:
+        tf.keras.utils.set_random_seed(self.hparams.seed)  # Python, NumPy and TensorFlow
+        if deterministic:
             tf_config.enable_op_determinism()
         try:
-            self._train(train)
+            self._train(train, validation)
         finally:
-            if self.deterministic and not old_determinism:
+            if deterministic and not old_determinism:
                 tf_config.disable_op_determinism()
 
-    def _train(self, train: TrainData) -> None:
-        import merlin.models.tf as mm
+    def _train(self, train: TrainData, validation: ValidationWindow | None) -> None:
         import tensorflow as tf
-        from merlin.io import Dataset
 
+        params = self.hparams
         started = time.perf_counter()
         gpus = tf.config.list_logical_devices("GPU")
-        rows, self.train_sample = capped_train_rows(
-            train, resolve_max_train_rows(self.max_train_rows, bool(gpus)), self.seed
-        )
+        rows, self.train_sample = params.train_rows(train, bool(gpus))
         data = _TowerData.load(Path(train.nvt_dir), train, rows)
         self.train_rows_used = len(data.train_frame)
         self.inputs = {
             "query": data.query_schema.column_names,
             "candidate": data.candidate_schema.column_names,
         }
-        model = self._build_model(data)
-        optimizer = (
-            tf.keras.optimizers.Adam(learning_rate=self.learning_rate)
-            if self.optimizer == "adam"
-            else tf.keras.optimizers.Adagrad(learning_rate=self.learning_rate)
-        )
-        model.compile(optimizer=optimizer, metrics=[])
-        self.keras_model = model
-        shuffle_rng = np.random.default_rng(self.seed)
-        loader = mm.Loader(
-            Dataset(data.train_frame, schema=data.schema, cpu=True),
-            batch_size=self.train_batch_size,
-            shuffle=True,
-            seed_fn=lambda: int(shuffle_rng.integers(2**31 - 1)),
-            drop_last=False,
-        )
+        model, loader = self._compiled_model(data)
         logger.info(
             "two-tower: %d users, %d items, %d train rows; query inputs %s, candidate inputs "
             "%s; on %s",
@@ -279,64 +211,35 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
             self.inputs["candidate"],
             gpus[0].name if gpus else "CPU",
         )
-        validate = train.valid_user_idx is not None and train.valid_item_idx is not None
-        if validate:
-            validation = validation_sample(train, self.validation_sample_users, self.seed)
-        best_ndcg, best, stale = -math.inf, None, 0
-        self.history, self.best_epoch = [], None
-        for epoch in range(1, self.epochs + 1):
-            epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
-            fit_history = model.fit(loader, epochs=1, verbose=0)
-            train_seconds = time.perf_counter() - epoch_start
-            self.user_embeddings, self.item_embeddings = data.embeddings(model)
-            record = {
-                "epoch": epoch,
-                "loss": float(fit_history.history["loss"][-1]),
-                "seconds": train_seconds,
-                "cpu_seconds": time.process_time() - epoch_cpu,  # all threads
-                "valid_ndcg_at_10": math.nan,
-                "validation_seconds": 0.0,
-            }
-            if validate:
+        if validation is not None:
+            sample = validation_sample(
+                train, validation, params.validation_sample_users, params.seed
+            )
+        selector = EpochSelector("two-tower", params.early_stopping_patience, logger)
+        self.history = []
+        for epoch in range(1, params.epochs + 1):
+            epoch_start = time.perf_counter()
+            record = self._train_epoch(epoch, model, loader, data)
+            if validation is not None:
                 validation_started = time.perf_counter()
-                record["valid_ndcg_at_10"] = ndcg = self._validation_ndcg(validation)
+                ndcg = sample[1].ndcg(self.recommend, sample[0])
+                record["valid_ndcg_at_10"] = ndcg = -math.inf if math.isnan(ndcg) else ndcg
                 record["validation_seconds"] = time.perf_counter() - validation_started
-                if ndcg > best_ndcg:
-                    best_ndcg, stale, self.best_epoch = ndcg, 0, epoch
-                    best = (self.user_embeddings, self.item_embeddings, model.get_weights())
-                else:
-                    stale += 1
+                selector.record(
+                    epoch,
+                    ndcg,
+                    lambda: (self.user_embeddings, self.item_embeddings, model.get_weights()),
+                )
             record["epoch_seconds"] = time.perf_counter() - epoch_start
             self.history.append(record)
-            logger.info(
-                "two-tower epoch %d/%d: loss %.4f, valid ndcg@10 %.4f (our evaluator, full "
-                "catalogue), train %.2f s (%.0f rows/s), validation %.2f s, epoch incl. "
-                "embeddings and validation %.2f s",
-                epoch,
-                self.epochs,
-                record["loss"],
-                record["valid_ndcg_at_10"],
-                train_seconds,
-                len(data.train_frame) / max(train_seconds, 1e-9),
-                record["validation_seconds"],
-                record["epoch_seconds"],
-            )
-            if (
-                validate
-                and self.early_stopping_patience is not None
-                and stale >= self.early_stopping_patience
-            ):
-                logger.info(
-                    "two-tower: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
-                    epoch,
-                    self.best_epoch,
-                    best_ndcg,
-                )
+            self._log_epoch(record, len(data.train_frame))
+            if validation is not None and selector.should_stop(epoch):
                 break
-        if best is not None:
-            self.user_embeddings, self.item_embeddings, weights = best
+        self.best_epoch = selector.best_epoch
+        if selector.best is not None:
+            self.user_embeddings, self.item_embeddings, weights = selector.best
             model.set_weights(weights)
-        elif validate:
+        elif validation is not None:
             logger.warning(
                 "two-tower: no validation user could be evaluated; keeping the last epoch"
             )
@@ -346,6 +249,61 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
             self.best_epoch,
         )
 
+    def _compiled_model(self, data: _TowerData) -> tuple[Any, Any]:
+        """The compiled Merlin model and its seeded, shuffling train loader."""
+        import merlin.models.tf as mm
+        import tensorflow as tf
+        from merlin.io import Dataset
+
+        params = self.hparams
+        model = self._build_model(data)
+        optimizer = (
+            tf.keras.optimizers.Adam(learning_rate=params.learning_rate)
+            if params.optimizer == "adam"
+            else tf.keras.optimizers.Adagrad(learning_rate=params.learning_rate)
+        )
+        model.compile(optimizer=optimizer, metrics=[])
+        self.keras_model = model
+        shuffle_rng = np.random.default_rng(params.seed)
+        loader = mm.Loader(
+            Dataset(data.train_frame, schema=data.schema, cpu=True),
+            batch_size=params.batch_size,
+            shuffle=True,
+            seed_fn=lambda: int(shuffle_rng.integers(2**31 - 1)),
+            drop_last=False,
+        )
+        return model, loader
+
+    def _train_epoch(self, epoch: int, model: Any, loader: Any, data: _TowerData) -> dict:
+        """One epoch of Keras fit, then every user's and item's embedding; its record."""
+        epoch_start, epoch_cpu = time.perf_counter(), time.process_time()
+        fit_history = model.fit(loader, epochs=1, verbose=0)
+        train_seconds = time.perf_counter() - epoch_start
+        self.user_embeddings, self.item_embeddings = data.embeddings(model)
+        return {
+            "epoch": epoch,
+            "loss": float(fit_history.history["loss"][-1]),
+            "seconds": train_seconds,
+            "cpu_seconds": time.process_time() - epoch_cpu,  # all threads
+            "valid_ndcg_at_10": math.nan,
+            "validation_seconds": 0.0,
+        }
+
+    def _log_epoch(self, record: dict, train_rows: int) -> None:
+        logger.info(
+            "two-tower epoch %d/%d: loss %.4f, valid ndcg@10 %.4f (our evaluator, full "
+            "catalogue), train %.2f s (%.0f rows/s), validation %.2f s, epoch incl. "
+            "embeddings and validation %.2f s",
+            record["epoch"],
+            self.hparams.epochs,
+            record["loss"],
+            record["valid_ndcg_at_10"],
+            record["seconds"],
+            train_rows / max(record["seconds"], 1e-9),
+            record["validation_seconds"],
+            record["epoch_seconds"],
+        )
+
     def _build_model(self, data: _TowerData) -> Any:
         import merlin.models.tf as mm
         from merlin.models.tf.transforms.bias import PopularityLogitsCorrection
@@ -353,11 +311,11 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         query = self._tower(data.query_schema)
         candidate = self._tower(data.candidate_schema)
         output_kwargs: dict[str, Any] = {}
-        if self.logq_correction:
+        if self.hparams.logq_correction:
             output_kwargs = {
                 "post": PopularityLogitsCorrection(
                     data.item_code_counts.astype(np.float32),
-                    reg_factor=self.temperature,
+                    reg_factor=self.hparams.temperature,
                     schema=data.candidate_schema,
                 ),
                 "store_negative_ids": True,
@@ -365,7 +323,7 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         return mm.TwoTowerModelV2(
             query,
             candidate,
-            logits_temperature=self.temperature,
+            logits_temperature=self.hparams.temperature,
             negative_samplers=["in-batch"],
             **output_kwargs,
         )
@@ -381,49 +339,31 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         continuous = schema.select_by_tag(Tags.CONTINUOUS)
         branches: dict[str, Any] = {
             "categorical": mm.Embeddings(
-                categorical, dim=self.embedding_dim, sequence_combiner="mean"
+                categorical, dim=self.hparams.embedding_dim, sequence_combiner="mean"
             )
         }
         if continuous.column_names:
             branches["continuous"] = mm.ContinuousProjection(
-                continuous, tf.keras.layers.Dense(self.embedding_dim, use_bias=False)
+                continuous, tf.keras.layers.Dense(self.hparams.embedding_dim, use_bias=False)
             )
         else:
             branches["continuous"] = Tags.CONTINUOUS  # selects nothing: no branch
         blocks = []
-        if self.mlp_dims:
+        if self.hparams.mlp_dims:
             inputs = mm.InputBlockV2(schema, aggregation="concat", **branches)
-            blocks.append(mm.MLPBlock(self.mlp_dims, no_activation_last_layer=True))
+            blocks.append(mm.MLPBlock(list(self.hparams.mlp_dims), no_activation_last_layer=True))
         else:
             inputs = mm.InputBlockV2(schema, aggregation="element-wise-sum", **branches)
-        if self.l2_normalize:
+        if self.hparams.l2_normalize:
             blocks.append(mm.L2Norm())
         return mm.Encoder(inputs, *blocks)
-
-    def _validation_ndcg(self, train: TrainData) -> float:
-        """NDCG@10 of the current embeddings on ``train``'s validation window (during fit, the
-        sample of :func:`~reclab.models.deep_scale.validation_sample`); -inf: no user."""
-        value = train.validation_ndcg(self.recommend)
-        return -math.inf if math.isnan(value) else value
 
     # ----------------------------------------------------------------------------------------
     # Scoring and serialisation
     # ----------------------------------------------------------------------------------------
 
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._scores_into(user_idx, None)
-
-    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-        if self.user_embeddings is None or self.item_embeddings is None:
-            raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
-        users = self.user_embeddings[np.asarray(user_idx, dtype=np.int64)]
-        return dot_product_scores(users, self.item_embeddings, out)
-
-    def item_similarity_scores(self, item_idx: int) -> np.ndarray:
-        """Cosine similarity of the item's tower embedding with every item's embedding."""
-        if self.item_embeddings is None:
-            raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
-        return cosine_similarity_scores(self.item_embeddings, int(item_idx))
+    def _vectors(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return self.user_embeddings, self.item_embeddings
 
     def to_bytes(self) -> bytes:
         """Serialise the fitted model: parameters, embedding matrices, seen items, history.
@@ -433,9 +373,9 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
         """
         if self.user_embeddings is None or self.item_embeddings is None or self._seen is None:
             raise ValueError("TwoTowerRecommender is not fitted: call fit() first")
-        seen = self._seen.tocsr()
+        seen_indptr, seen_indices = self._seen_arrays()
         meta = {
-            "format": _FORMAT_VERSION,
+            "format": self.format_version,
             "family": self.family,
             "params": self.params,
             "n_users": self.n_users,
@@ -450,8 +390,8 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
             meta=np.array(json.dumps(meta)),
             user_embeddings=self.user_embeddings,
             item_embeddings=self.item_embeddings,
-            seen_indptr=seen.indptr.astype(np.int64),
-            seen_indices=seen.indices.astype(np.int64),
+            seen_indptr=seen_indptr,
+            seen_indices=seen_indices,
         )
         return buffer.getvalue()
 
@@ -461,6 +401,7 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
 
         Raises:
             TypeError: If the payload is not a serialised two-tower model.
+            FormatVersionError: If it was written in another format version.
         """
         try:
             with np.load(io.BytesIO(payload), allow_pickle=False) as arrays:
@@ -472,27 +413,13 @@ class TwoTowerRecommender(Recommender, ItemSimilarity):
             raise TypeError(f"payload is not a serialised {cls.__name__}: {error}") from error
         if meta.get("family") != cls.family:
             raise TypeError(f"payload is not a serialised {cls.__name__}")
+        check_format_version(cls.family, meta.get("format"), cls.format_version)
         model = cls(**meta["params"])
-        model.n_users, model.n_items = int(meta["n_users"]), int(meta["n_items"])
-        model._seen = sp.csr_matrix(
-            (np.ones(len(indices), dtype=np.bool_), indices, indptr),
-            shape=(model.n_users, model.n_items),
-        )
+        model._restore_seen(meta["n_users"], meta["n_items"], indptr, indices)
         model.user_embeddings, model.item_embeddings = user_embeddings, item_embeddings
         model.history, model.best_epoch = meta["history"], meta["best_epoch"]
         model.inputs = meta["inputs"]
         return model
-
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        """Pickle a fitted model through :meth:`to_bytes`, so pickles hold no Keras objects."""
-        if self.user_embeddings is None:
-            return super().__reduce_ex__(protocol)
-        return (_restore, (type(self), self.to_bytes()))
-
-
-def _restore(cls: type[TwoTowerRecommender], payload: bytes) -> TwoTowerRecommender:
-    """Unpickle helper for :meth:`TwoTowerRecommender.__reduce_ex__`."""
-    return cls.from_bytes(payload)
 
 
 class _TowerData:
