@@ -274,6 +274,32 @@ def top_k_matrix(
     return items, scores
 
 
+def dense_top_k(
+    users: np.ndarray, k: int, scores_of: Callable[[np.ndarray], np.ndarray], batch: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k of dense score rows computed one user batch at a time (as a plain user would).
+
+    Args:
+        users: The users asked for.
+        k: List length.
+        scores_of: Dense scores ``(len(batch), n_items)`` of a batch of users, their train
+            items already at ``-inf``.
+        batch: Users per batch.
+
+    Returns:
+        ``(items, scores)``, shape (len(users), k), best first.
+    """
+    items, scores = [], []
+    for start in range(0, len(users), batch):
+        dense = scores_of(users[start : start + batch])
+        top = np.argpartition(-dense, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(dense, top, axis=1), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        items.append(top)
+        scores.append(np.take_along_axis(dense, top, axis=1))
+    return np.vstack(items), np.vstack(scores)
+
+
 def read_recs(out_dir: str | Path, users: np.ndarray, k: int) -> np.ndarray:
     """Top-k matrix (len(users), k) from ``recs.parquet``, rows in ``users`` order, -1 padded."""
     recs = pd.read_parquet(Path(out_dir) / "recs.parquet")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from bench_io import Measurement, read_inputs, reference_args, write_outputs
+from bench_io import Measurement, dense_top_k, read_inputs, reference_args, write_outputs
 from sklearn.neighbors import NearestNeighbors
 
 
@@ -35,18 +35,14 @@ def main() -> None:
             (1.0 - distances.ravel(), (rows, neighbours.ravel())), shape=(n_items, n_items)
         )
 
-    def recommend(similarity: sp.csr_matrix, batch: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-        items, scores = [], []
-        for start in range(0, len(users), batch):  # dense scores one user batch at a time
-            seen = (ratings[users[start : start + batch]] > 0).astype(np.float64)
+    def recommend(similarity: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        def scores_of(batch: np.ndarray) -> np.ndarray:
+            seen = (ratings[batch] > 0).astype(np.float64)
             dense = (seen @ similarity).toarray()
             dense[seen.nonzero()] = -np.inf
-            top = np.argpartition(-dense, k, axis=1)[:, :k]
-            order = np.argsort(-np.take_along_axis(dense, top, axis=1), axis=1)
-            top = np.take_along_axis(top, order, axis=1)
-            items.append(top)
-            scores.append(np.take_along_axis(dense, top, axis=1))
-        return np.vstack(items), np.vstack(scores)
+            return dense
+
+        return dense_top_k(users, k, scores_of)
 
     with Measurement() as measured:
         similarity = measured.fit(fit)

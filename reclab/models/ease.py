@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import psutil
 import scipy.linalg
 import scipy.sparse as sp
 
-from reclab.models.base import Recommender, TrainData, encoded_indices
+from reclab.models.base import Recommender, TrainData, ValidationWindow, encoded_indices
 from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
-from reclab.models.params import check_number
+from reclab.models.item_item import ranked_contributions
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
@@ -112,57 +114,65 @@ def _mirror_upper(square: np.ndarray, block: int = 1024) -> None:
         square[start:stop, start:stop] = np.triu(diagonal_block) + np.triu(diagonal_block, 1).T
 
 
-class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
-    """EASE: scores ``x_u @ B`` with the closed-form item x item weights ``B``.
+@dataclass(frozen=True)
+class EASEParams:
+    """Hyper-parameters of :class:`EASERecommender`.
 
-    Args:
+    Attributes:
         l2: L2 penalty on ``B`` (added to the Gram matrix's diagonal). It is on the scale of
-            item counts: larger catalogues with more interactions per item want larger values.
+            item counts: catalogues with more interactions per item want larger values.
         max_items: Largest catalogue fitted; above it only the ``max_items`` items with the most
             users are kept (``4 * max_items^2`` bytes: 20,000 items take 1.6 GB).
         use_weights: Fit on the interaction weights (summed per user-item pair) instead of 0/1.
-
-    Raises:
-        ValueError: If a parameter is out of range.
     """
 
-    family = "ease"
+    l2: float = 500.0
+    max_items: int = 20_000
+    use_weights: bool = False
 
-    def __init__(self, l2: float = 500.0, max_items: int = 20_000, use_weights: bool = False):
-        check_number("l2", l2, 0, low_open=True)
-        check_number("max_items", max_items, 2, integer=True)
-        super().__init__(l2=l2, max_items=max_items, use_weights=use_weights)
-        self.l2 = float(l2)
-        self.max_items = int(max_items)
-        self.use_weights = bool(use_weights)
+    def __post_init__(self) -> None:
+        check_field(self, "l2", 0, low_open=True)
+        check_field(self, "max_items", 2, integer=True)
+        set_field(self, "use_weights", bool(self.use_weights))
+
+
+class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
+    """EASE: scores ``x_u @ B`` with the closed-form item x item weights ``B``."""
+
+    family = "ease"
+    Params = EASEParams
+    format_version = 1
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
         self.weights: np.ndarray | None = None  # B over the kept items
         self.kept_items: np.ndarray | None = None  # catalogue index of each row/column of B
         self._user_rows: sp.csr_matrix | None = None  # train x over the kept items
 
-    def _fit(self, train: TrainData) -> None:
-        matrix = train.matrix if self.use_weights else _binary(train.matrix)
+    def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
+        matrix = train.matrix if self.hparams.use_weights else _binary(train.matrix)
         users_per_item = np.diff(matrix.tocsc().indptr)
         kept = np.arange(self.n_items, dtype=np.int64)
-        if self.n_items > self.max_items:
+        if self.n_items > self.hparams.max_items:
             # Most users first, ties to the smaller index (a stable sort of the negated counts).
-            kept = np.sort(np.argsort(-users_per_item, kind="stable")[: self.max_items])
+            kept = np.sort(np.argsort(-users_per_item, kind="stable")[: self.hparams.max_items])
             self.train_sample = (
                 f"items: the {len(kept):,} with the most users of {self.n_items:,} (max_items)"
             )
         _check_memory(len(kept))
         self.kept_items = kept
         self._user_rows = matrix[:, kept].tocsr()
-        self.weights = ease_weights(self._user_rows, self.l2)
+        self.weights = ease_weights(self._user_rows, self.hparams.l2)
 
-    def _scores(self, user_idx: np.ndarray) -> np.ndarray:
-        return self._spread(np.asarray(self._user_rows[user_idx] @ self.weights))
+    def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return self._spread(np.asarray(self._user_rows[user_idx] @ self.weights), out)
 
     def fold_in_scores(self, item_idx: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
         item_idx = encoded_indices(item_idx, self.n_items, "item_idx")
-        values = 1.0 if weights is None or not self.use_weights else weights
         history = np.zeros(self.n_items, dtype=np.float32)
-        history[item_idx] = values
-        return self._spread(history[self.kept_items] @ self.weights)
+        history[item_idx] = 1.0 if weights is None or not self.hparams.use_weights else weights
+        scores = history[self.kept_items] @ self.weights
+        return self._spread(scores[None, :], np.empty((1, self.n_items), np.float32))[0]
 
     def item_similarity_scores(self, item_idx: int) -> np.ndarray:
         item_idx = int(encoded_indices([item_idx], self.n_items, "item_idx")[0])
@@ -188,26 +198,20 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
         terms[np.ix_(known_rows, known_cols)] = self.weights[
             np.ix_(rows[known_rows], cols[known_cols])
         ]
-        terms *= np.asarray(history_weights, dtype=np.float64)[:, None]
-        out = []
-        for column in terms.T:
-            order = np.lexsort((history_idx, -column))
-            out.append(
-                [(int(history_idx[h]), float(column[h])) for h in order[:k] if column[h] > 0]
-            )
-        return out
+        return ranked_contributions(terms, history_idx, history_weights, k)
 
     def _positions(self, item_idx: np.ndarray) -> np.ndarray:
         """Row of ``B`` for each catalogue item, -1 for items not kept."""
         position = np.minimum(np.searchsorted(self.kept_items, item_idx), len(self.kept_items) - 1)
         return np.where(self.kept_items[position] == item_idx, position, -1)
 
-    def _spread(self, kept_scores: np.ndarray) -> np.ndarray:
-        """Scores over the kept items placed into the whole catalogue (-inf for the rest)."""
+    def _spread(self, kept_scores: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Scores over the kept items written into ``out`` over the catalogue (-inf elsewhere)."""
         if len(self.kept_items) == self.n_items:
-            return kept_scores.astype(np.float32, copy=False)
-        out = np.full(kept_scores.shape[:-1] + (self.n_items,), -np.inf, dtype=np.float32)
-        out[..., self.kept_items] = kept_scores
+            out[:] = kept_scores
+            return out
+        out.fill(-np.inf)
+        out[:, self.kept_items] = kept_scores
         return out
 
 

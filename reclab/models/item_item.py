@@ -722,7 +722,21 @@ def explain_item_item(
     if not len(history_idx) or not len(item_idx):
         return [[] for _ in item_idx]
     terms = similarity[history_idx][:, item_idx].toarray().astype(np.float64)
-    terms *= np.asarray(history_weights, dtype=np.float64)[:, None]
+    return ranked_contributions(terms, history_idx, history_weights, k)
+
+
+def ranked_contributions(
+    terms: np.ndarray, history_idx: np.ndarray, history_weights: np.ndarray, k: int
+) -> list[list[tuple[int, float]]]:
+    """The k largest positive ``weight_h * terms[h, j]`` per column j, ties to the smaller item.
+
+    Args:
+        terms: ``S[h, j]`` for history items h (rows) and recommended items j (columns), float64.
+        history_idx: Encoded history items (the rows).
+        history_weights: Their weights.
+        k: Contributors kept per recommended item.
+    """
+    terms = terms * np.asarray(history_weights, dtype=np.float64)[:, None]
     out = []
     for column in terms.T:
         order = np.lexsort((history_idx, -column))

@@ -45,6 +45,7 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("recent_popularity", "reclab.models.recency:RecencyPopularityRecommender"),
         FamilySpec("item_knn", "reclab.models.knn:ItemKNNRecommender"),
         FamilySpec("sar", "reclab.models.sar:SARRecommender"),
+        FamilySpec("ease", "reclab.models.ease:EASERecommender"),
         FamilySpec("als", "reclab.models.als:ALSRecommender"),
         FamilySpec("ncf", "reclab.models.ncf:NCFRecommender", uses_gpu=True),
         FamilySpec(
