@@ -152,9 +152,13 @@ def check_format_version(family: str, held: Any, reads: int) -> None:
         FormatVersionError: If ``held`` is not ``reads``.
     """
     if held != reads:
-        held_text = "no format version (written before versions)" if held is None else held
+        held_text = (
+            "no format version (written before versions)"
+            if held is None
+            else f"format version {held}"
+        )
         raise FormatVersionError(
-            f"this {family} model payload holds format version {held_text}; this code reads "
+            f"this {family} model payload holds {held_text}; this code reads "
             f"{family} format version {reads}: retrain the model (or load it with the reclab "
             "version that wrote it)"
         )
