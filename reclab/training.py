@@ -25,6 +25,7 @@ from reclab.grids import grid_for, load_grids
 from reclab.id_maps import IdMap
 from reclab.models.base import ValidationWindow, evaluate_window
 from reclab.models.registry import FAMILIES, make_model, parse_model_list
+from reclab.popularity import interaction_counts
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,8 @@ class CandidateResult:
             ``train_rows_used`` and ``train_sample`` (see :func:`train_rows_columns`).
         elapsed_seconds: Wall time of the whole candidate in its branch (load, fit, evaluate,
             serialise); NaN until the branch's outcome is recorded (:func:`branch_outcome`).
+        item_popularity: Train interactions per encoded item (the popularity baseline's
+            counts), so every bundle carries the cold-start ranking the run evaluated.
     """
 
     candidate: dict
@@ -137,6 +140,7 @@ class CandidateResult:
     curves: pd.DataFrame | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
     elapsed_seconds: float = float("nan")
+    item_popularity: np.ndarray | None = None
 
 
 @dataclass
@@ -242,6 +246,7 @@ def train_and_evaluate(
         model, train, windows, k, bootstrap_samples, seed, candidate["candidate_id"]
     )
     train_rows = train_rows_columns(model, train)
+    item_popularity = interaction_counts(train.item_idx, train.n_items)
     # At scale the serialised model is gigabytes (SAR's similarity): let the train data go
     # before it is built, and the model right after.
     del train, windows
@@ -256,6 +261,7 @@ def train_and_evaluate(
         model_payload=payload,
         curves=evaluated.curves,
         diagnostics={f"test_popular_share_at_{k}": evaluated.popular_share, **train_rows},
+        item_popularity=item_popularity,
     )
 
 
@@ -908,6 +914,7 @@ def summarise_run(
             item_metadata=item_metadata,
             split=split,
             metrics={**result.valid.as_row("valid"), **result.test.as_row("test")},
+            item_popularity=result.item_popularity,
         )
 
     by_id = {r.candidate["candidate_id"]: r for r in results}

@@ -216,6 +216,28 @@ def test_a_family_added_in_one_module_and_one_grid_entry_trains_in_the_flow_path
     np.testing.assert_array_equal(
         bundle.model.recommend(users, 10)[0], model.recommend(users, 10)[0]
     )
+    # A run without the popularity family still serves the popularity baseline's cold-start
+    # ranking: every bundle carries the counts the baseline was fitted with.
+    from reclab.serving import RecommendationService
+    from reclab.training import summarise_run
+
+    toy_only = [r for r in results if r.candidate["family"] == "item_mean"]
+    summary = summarise_run(toy_only, "ndcg_at_10", built.user_map, built.item_map, None, {})
+    assert "popularity" not in summary.best_model_per_family
+    baseline = next(r for r in results if r.candidate["family"] == "popularity")
+    baseline_model = ModelBundle(
+        family="popularity",
+        params={},
+        model_payload=baseline.model_payload,
+        user_map=built.user_map,
+        item_map=built.item_map,
+    ).model
+    np.testing.assert_array_equal(summary.best_model.item_popularity, baseline_model.item_counts)
+    service = RecommendationService(summary.best_model, summary.best_model_per_family)
+    cold = service.recommend(10**9, k=10)  # a user id the data never had
+    assert cold["cold_start"] is True
+    expected = baseline_model.recommend(np.array([0]), 10, exclude_seen=False)[0][0]
+    assert [item["item_id"] for item in cold["items"]] == built.item_map.to_raw(expected).tolist()
     # An unknown parameter in the grid entry fails before training, naming what is accepted.
     grid_file.write_text(json.dumps({"item_mean": {"quick": [{"prior": 25}]}}))
     with pytest.raises(InputError, match=r"unknown parameter\(s\) \['prior'\]; item_mean accepts"):

@@ -17,6 +17,7 @@ from reclab.models.base import (
     ValidationWindow,
 )
 from reclab.models.params import check_field
+from reclab.popularity import interaction_counts
 
 
 class PopularityRecommender(GlobalRankingRecommender):
@@ -25,8 +26,8 @@ class PopularityRecommender(GlobalRankingRecommender):
     family = "popularity"
 
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
-        counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float64)
-        self._rank_items(counts, train.item_ids)
+        # The one popularity definition, shared with serving's cold-start list.
+        self._rank_items(interaction_counts(train.item_idx, train.n_items), train.item_ids)
 
 
 @dataclass(frozen=True)
