@@ -210,6 +210,7 @@ def train_and_evaluate(
     k: int = 10,
     seed: int = 42,
     bootstrap_samples: int = 1000,
+    validation_metric: str = "ndcg_at_10",
 ) -> CandidateResult:
     """Fit one candidate on train and evaluate it on validation and on test.
 
@@ -224,6 +225,7 @@ def train_and_evaluate(
         k: Cutoff for the metrics.
         seed: Seed for the model and the bootstrap.
         bootstrap_samples: Bootstrap resamples for the intervals.
+        validation_metric: The run's selection metric; deep families pick their epoch by it.
 
     Returns:
         The result, with the fitted model serialised.
@@ -231,7 +233,9 @@ def train_and_evaluate(
     train = load_train(encoded_dir, user_map, item_map)
     windows = {name: load_window(encoded_dir, name) for name in ("valid", "test")}
     # Deep families early-stop on validation (selection data); test stays unseen until the end.
-    validation = ValidationWindow(windows["valid"].user_idx, windows["valid"].item_idx)
+    validation = ValidationWindow(
+        windows["valid"].user_idx, windows["valid"].item_idx, metric=validation_metric
+    )
     model = make_model(candidate["family"], dict(candidate["params"]), seed=seed)
     started = time.perf_counter()
     model.fit(train, validation)
@@ -659,10 +663,11 @@ def train_branch(branch: Any, encoded_dir: str | Path) -> None:
     """Fit and evaluate a foreach branch's candidate: the one call of both train steps.
 
     Reads ``input`` (the candidate; None on the no-op branch of an empty fan-out), ``user_map``,
-    ``item_map``, ``k``, ``seed`` and ``bootstrap_samples`` from ``branch`` (the flow in its
-    train step), and sets ``branch.result`` (a :class:`CandidateResult`, None on the no-op
-    branch) and ``branch.elapsed_seconds``. The time is set also when the candidate raises, so
-    ``@catch`` keeps it for the failed leaderboard row.
+    ``item_map``, ``k``, ``seed``, ``bootstrap_samples`` and ``validation_metric`` from
+    ``branch`` (the flow in its train step), and sets ``branch.result`` (a
+    :class:`CandidateResult`, None on the no-op branch) and ``branch.elapsed_seconds``. The
+    time is set also when the candidate raises, so ``@catch`` keeps it for the failed
+    leaderboard row.
 
     Args:
         branch: Holds the artifacts above; gets ``result`` and ``elapsed_seconds``.
@@ -682,6 +687,7 @@ def train_branch(branch: Any, encoded_dir: str | Path) -> None:
             k=branch.k,
             seed=branch.seed,
             bootstrap_samples=branch.bootstrap_samples,
+            validation_metric=branch.validation_metric,
         )
     finally:
         branch.elapsed_seconds = time.perf_counter() - started

@@ -145,7 +145,7 @@ def test_validation_sample_scores_each_user_as_the_full_evaluation() -> None:
         n_items=train.n_items,
         ks=(10,),
     )
-    assert window.ndcg(model.recommend, sample) == pytest.approx(
+    assert window.score(model.recommend, sample) == pytest.approx(
         full_on_chosen.metrics["ndcg_at_10"], abs=1e-12
     )
     # small windows: every user

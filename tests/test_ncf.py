@@ -153,7 +153,7 @@ def test_early_stopping_keeps_the_best_epoch(caplog) -> None:
         h["loss"] > 0 and h["seconds"] > 0 and h["samples_per_second"] > 0 for h in model.history
     )
     # the kept weights are the best epoch's: re-measuring gives the best NDCG, not the last
-    assert validation.ndcg(model.recommend, train) == pytest.approx(max(ndcgs))
+    assert validation.score(model.recommend, train) == pytest.approx(max(ndcgs))
     assert max(ndcgs) > ndcgs[-1]
 
 
@@ -165,7 +165,27 @@ def test_without_patience_all_epochs_run_and_best_is_kept() -> None:
     ndcgs = [h["valid_ndcg_at_10"] for h in model.history]
     assert len(ndcgs) == 6
     assert model.best_epoch == int(np.argmax(ndcgs)) + 1
-    assert validation.ndcg(model.recommend, train) == pytest.approx(max(ndcgs))
+    assert validation.score(model.recommend, train) == pytest.approx(max(ndcgs))
+
+
+def test_epochs_are_chosen_by_the_runs_validation_metric(caplog) -> None:
+    """--validation-metric recall_at_5: the history records it and the best epoch is its best."""
+    train, validation = _train_with_valid()
+    by_recall = ValidationWindow(validation.user_idx, validation.item_idx, metric="recall_at_5")
+    model = NCFRecommender(
+        **{**TINY, "epochs": 6, "learning_rate": 0.3, "early_stopping_patience": None}
+    )
+    with caplog.at_level(logging.INFO, logger="reclab.models.ncf"):
+        model.fit(train, by_recall)
+    recalls = [h["valid_recall_at_5"] for h in model.history]
+    assert "valid_ndcg_at_10" not in model.history[0]
+    assert model.best_epoch == int(np.argmax(recalls)) + 1
+    assert by_recall.score(model.recommend, train) == pytest.approx(max(recalls))
+    assert "valid_recall_at_5" in caplog.text
+    with pytest.raises(ValueError, match="is not '<name>_at_<k>'"):
+        ValidationWindow(validation.user_idx, validation.item_idx, metric="recall").score(
+            model.recommend, train
+        )
 
 
 def test_validation_window_without_warm_users_does_not_stop_training(caplog) -> None:

@@ -273,7 +273,9 @@ def test_train_branch_sets_the_result_and_the_time_also_on_failure(tmp_path) -> 
         "item_map": IdMap("item_id", train.item_ids, 3),
     }
     candidate = {"candidate_id": "popularity-0", "family": "popularity", "params": {}}
-    branch = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    branch = SimpleNamespace(
+        input=candidate, k=5, seed=3, bootstrap_samples=20, validation_metric="ndcg_at_5", **maps
+    )
     train_branch(branch, encoded)
     assert isinstance(branch.result, CandidateResult)
     assert branch.result.candidate == candidate and branch.elapsed_seconds > 0
@@ -285,7 +287,9 @@ def test_train_branch_sets_the_result_and_the_time_also_on_failure(tmp_path) -> 
     train_branch(no_op, encoded)
     assert no_op.result is None and no_op.elapsed_seconds >= 0
 
-    failing = SimpleNamespace(input=candidate, k=5, seed=3, bootstrap_samples=20, **maps)
+    failing = SimpleNamespace(
+        input=candidate, k=5, seed=3, bootstrap_samples=20, validation_metric="ndcg_at_5", **maps
+    )
     with pytest.raises(FileNotFoundError):
         train_branch(failing, tmp_path / "missing")
     assert not hasattr(failing, "result") and failing.elapsed_seconds >= 0

@@ -119,21 +119,26 @@ class ValidationWindow:
     Attributes:
         user_idx: Window users in encoded ids (cold users < 0).
         item_idx: Window items (items unseen in train >= n_items).
+        metric: The run's selection metric (``--validation-metric``, e.g. ``ndcg_at_10``), so
+            epochs are chosen the way the run chooses candidates.
     """
 
     user_idx: np.ndarray
     item_idx: np.ndarray
+    metric: str = "ndcg_at_10"
 
-    def ndcg(self, recommend: Any, train: TrainData, k: int = 10) -> float:
-        """NDCG@k of ``recommend`` on this window against ``train``, by the one evaluator.
+    def score(self, recommend: Any, train: TrainData) -> float:
+        """The selection metric of ``recommend`` on this window against ``train``, by the one
+        evaluator.
 
         Returns:
-            The mean NDCG@k; NaN when no user of the window can be evaluated.
+            The metric's mean; NaN when no user of the window can be evaluated.
         """
-        from reclab.evaluation import metric_key
-
-        result = evaluate_window(train, recommend, self.user_idx, self.item_idx, (k,))
-        return float(result.metrics[metric_key("ndcg", k)])
+        name, _, cutoff = self.metric.rpartition("_at_")
+        if not name or not cutoff.isdigit():
+            raise ValueError(f"validation metric {self.metric!r} is not '<name>_at_<k>'")
+        result = evaluate_window(train, recommend, self.user_idx, self.item_idx, (int(cutoff),))
+        return float(result.metrics[self.metric])
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ def validation_sample(
     window = ValidationWindow(
         user_idx=window_users[window_rows],
         item_idx=np.asarray(validation.item_idx, dtype=np.int64)[window_rows],
+        metric=validation.metric,
     )
     return sample, window
 
@@ -238,43 +239,50 @@ class EpochTrained(PicklesThroughBytes):
         super().__init__(**params)
         self.history: list[dict[str, float]] = []
         self.best_epoch: int | None = None
+        self._valid_key = "valid_ndcg_at_10"  # history key of the selection metric
 
 
 class EpochSelector:
-    """Keeps the best epoch by validation NDCG@10 and says when to stop early (NCF, two-tower).
+    """Keeps the best epoch by the run's validation metric and says when to stop early (NCF,
+    two-tower).
 
     Args:
         name: The family's name in log lines.
-        patience: Stop after this many epochs without a better NDCG; None never stops early.
+        patience: Stop after this many epochs without a better score; None never stops early.
         log: The family's logger (its early-stop line is the family's).
+        metric: The validation metric's name, for the log lines.
     """
 
-    def __init__(self, name: str, patience: int | None, log: logging.Logger) -> None:
+    def __init__(
+        self, name: str, patience: int | None, log: logging.Logger, metric: str = "ndcg_at_10"
+    ) -> None:
         self.name = name
         self.patience = patience
         self.log = log
-        self.best_ndcg = -math.inf
+        self.metric = metric
+        self.best_score = -math.inf
         self.best_epoch: int | None = None
         self.best: Any = None  # what the family keeps of its best epoch
         self.stale = 0
 
-    def record(self, epoch: int, ndcg: float, snapshot: Callable[[], Any]) -> None:
-        """Note an epoch's NDCG; ``snapshot()`` is kept when it is the best so far."""
-        if ndcg > self.best_ndcg:
-            self.best_ndcg, self.stale, self.best_epoch = ndcg, 0, epoch
+    def record(self, epoch: int, score: float, snapshot: Callable[[], Any]) -> None:
+        """Note an epoch's validation score; ``snapshot()`` is kept when it is the best so far."""
+        if score > self.best_score:
+            self.best_score, self.stale, self.best_epoch = score, 0, epoch
             self.best = snapshot()
         else:
             self.stale += 1
 
     def should_stop(self, epoch: int) -> bool:
-        """True (and logged) when ``patience`` epochs in a row brought no better NDCG."""
+        """True (and logged) when ``patience`` epochs in a row brought no better score."""
         if self.patience is None or self.stale < self.patience:
             return False
         self.log.info(
-            "%s: early stop after epoch %d; best epoch %d (valid ndcg@10 %.4f)",
+            "%s: early stop after epoch %d; best epoch %d (valid %s %.4f)",
             self.name,
             epoch,
             self.best_epoch,
-            self.best_ndcg,
+            self.metric,
+            self.best_score,
         )
         return True

@@ -17,7 +17,8 @@ Training is implicit: every distinct train (user, item) pair is a positive; each
 ``negatives`` items per positive uniformly over the catalogue (seeded; optionally redrawing
 those that are among the user's positives), and minimises binary cross-entropy on the logits
 with Adam. When ``fit`` is given a validation window (``ValidationWindow``),
-the validation NDCG@10 of :func:`reclab.evaluation.evaluate` is measured after every epoch (on a
+the run's validation metric (``--validation-metric``, NDCG@10 by default) of
+:func:`reclab.evaluation.evaluate` is measured after every epoch (on a
 seeded sample of ``validation_sample_users`` warm users), the best epoch's weights are kept and
 training stops after ``early_stopping_patience`` epochs without improvement. On a CPU training
 is capped at the most recent ``max_train_rows`` rows (:mod:`reclab.models.deep_scale`).
@@ -297,12 +298,12 @@ class NCFParams(DeepParams):
         learning_rate: Adam's learning rate.
         weight_decay: Adam's L2 weight decay.
         dropout: Dropout after each MLP ReLU.
-        early_stopping_patience: With a validation window, stop after this many epochs without
-            a better validation NDCG@10; None (the default) never stops early. Either way the
-            best epoch's weights are kept. On MovieLens-100k the validation curve dips after
-            epoch 1 and climbs again from epoch 5, so a patience of 3 stopped at epoch 4 and
-            kept epoch 1 for two of three seeds (valid 0.107-0.114); all 10 epochs with the
-            best kept gave valid 0.121-0.127 / test 0.144-0.151.
+        early_stopping_patience: With a validation window, stop after this many epochs without a
+            better validation score (the run's metric); None (the default) never stops early. Either
+            way the best epoch's weights are kept. On MovieLens-100k the validation curve dips after
+            epoch 1 and climbs again from epoch 5, so a patience of 3 stopped at epoch 4 and kept
+            epoch 1 for two of three seeds (valid 0.107-0.114); all 10 epochs with the best kept
+            gave valid 0.121-0.127 / test 0.144-0.151.
         seed: Seeds initialisation, dropout, negative sampling and shuffling.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:n]"``.
         num_threads: torch CPU threads while fitting (restored afterwards); None leaves
@@ -319,7 +320,7 @@ class NCFParams(DeepParams):
             :mod:`reclab.models.deep_scale`): ``"auto"`` caps at 1,000,000 on a CPU and uses
             every row on CUDA; None uses every row; an int caps everywhere. Users and items
             whose rows were all cut keep their (untrained) embeddings and are still scored.
-        validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
+        validation_sample_users: Measure the per-epoch validation score on a seeded sample of
             at most this many warm validation users (None: all of them).
 
     """
@@ -427,7 +428,9 @@ class NCFRecommender(EpochTrained, Recommender):
             sample = validation_sample(
                 train, validation, params.validation_sample_users, params.seed
             )
-        selector = EpochSelector("NCF", params.early_stopping_patience, logger)
+        metric = "ndcg_at_10" if validation is None else validation.metric
+        self._valid_key = f"valid_{metric}"
+        selector = EpochSelector("NCF", params.early_stopping_patience, logger, metric)
         self.history = []
         logger.info(
             "NCF: %d users, %d items, %d positives, %d negatives each, on %s",
@@ -442,7 +445,7 @@ class NCFRecommender(EpochTrained, Recommender):
             if validation is not None:
                 network.eval()
                 validation_started = time.perf_counter()
-                record["valid_ndcg_at_10"] = ndcg = sample[1].ndcg(self.recommend, sample[0])
+                record[self._valid_key] = ndcg = sample[1].score(self.recommend, sample[0])
                 record["validation_seconds"] = time.perf_counter() - validation_started
                 if math.isnan(ndcg):
                     logger.warning(
@@ -522,18 +525,19 @@ class NCFRecommender(EpochTrained, Recommender):
             "cpu_seconds": time.process_time() - started_cpu,  # all threads; < wall if busy
             "samples_per_second": len(targets) / max(train_seconds, 1e-9),
             "sampling_seconds": sampling_seconds,
-            "valid_ndcg_at_10": math.nan,
+            self._valid_key: math.nan,
             "validation_seconds": 0.0,
         }
 
     def _log_epoch(self, record: dict[str, float]) -> None:
         logger.info(
-            "NCF epoch %d/%d: loss %.4f, valid ndcg@10 %.4f, train %.2f s (%.0f samples/s, "
+            "NCF epoch %d/%d: loss %.4f, %s %.4f, train %.2f s (%.0f samples/s, "
             "negative sampling %.2f s), validation %.2f s",
             record["epoch"],
             self.hparams.epochs,
             record["loss"],
-            record["valid_ndcg_at_10"],
+            self._valid_key,
+            record[self._valid_key],
             record["seconds"],
             record["samples_per_second"],
             record["sampling_seconds"],

@@ -91,7 +91,7 @@ class TwoTowerParams(DeepParams):
 
     The defaults are the best settings of ``/shared/FINDINGS.md``: sum-of-embeddings towers of
     size 64, L2-normalised, temperature 0.2, Adam 3e-3, batch 1024, logQ correction on, and the
-    epoch chosen on validation NDCG@10.
+    epoch chosen on the run's validation metric (NDCG@10 by default).
 
     Attributes:
         epochs: Maximum number of epochs.
@@ -107,8 +107,8 @@ class TwoTowerParams(DeepParams):
         logq_correction: Subtract ``log`` of the item's train frequency share from its logits
             in training (the popularity correction of the in-batch softmax).
         early_stopping_patience: With a validation window, stop after this many epochs without
-            a better validation NDCG@10; None never stops early. Either way the best epoch's
-            embeddings are kept.
+            a better validation score (the run's metric); None never stops early. Either way
+            the best epoch's embeddings are kept.
         seed: Seeds TensorFlow (initialisation), NumPy and the Merlin loader's shuffling.
         deterministic: Ask TensorFlow for deterministic ops while fitting (restored
             afterwards). On CPU a seed reproduces a fit without it (measured: identical
@@ -119,7 +119,7 @@ class TwoTowerParams(DeepParams):
             sees no GPU and uses every row on one; None uses every row; an int caps
             everywhere. Every user and item still gets a tower embedding (from its features on
             its first train row), so all stay scorable.
-        validation_sample_users: Measure the per-epoch validation NDCG@10 on a seeded sample of
+        validation_sample_users: Measure the per-epoch validation score on a seeded sample of
             at most this many warm validation users (None: all of them).
 
     """
@@ -215,15 +215,17 @@ class TwoTowerRecommender(EpochTrained, DotProductRecommender):
             sample = validation_sample(
                 train, validation, params.validation_sample_users, params.seed
             )
-        selector = EpochSelector("two-tower", params.early_stopping_patience, logger)
+        metric = "ndcg_at_10" if validation is None else validation.metric
+        self._valid_key = f"valid_{metric}"
+        selector = EpochSelector("two-tower", params.early_stopping_patience, logger, metric)
         self.history = []
         for epoch in range(1, params.epochs + 1):
             epoch_start = time.perf_counter()
             record = self._train_epoch(epoch, model, loader, data)
             if validation is not None:
                 validation_started = time.perf_counter()
-                ndcg = sample[1].ndcg(self.recommend, sample[0])
-                record["valid_ndcg_at_10"] = ndcg = -math.inf if math.isnan(ndcg) else ndcg
+                ndcg = sample[1].score(self.recommend, sample[0])
+                record[self._valid_key] = ndcg = -math.inf if math.isnan(ndcg) else ndcg
                 record["validation_seconds"] = time.perf_counter() - validation_started
                 selector.record(
                     epoch,
@@ -285,19 +287,20 @@ class TwoTowerRecommender(EpochTrained, DotProductRecommender):
             "loss": float(fit_history.history["loss"][-1]),
             "seconds": train_seconds,
             "cpu_seconds": time.process_time() - epoch_cpu,  # all threads
-            "valid_ndcg_at_10": math.nan,
+            self._valid_key: math.nan,
             "validation_seconds": 0.0,
         }
 
     def _log_epoch(self, record: dict, train_rows: int) -> None:
         logger.info(
-            "two-tower epoch %d/%d: loss %.4f, valid ndcg@10 %.4f (our evaluator, full "
+            "two-tower epoch %d/%d: loss %.4f, %s %.4f (our evaluator, full "
             "catalogue), train %.2f s (%.0f rows/s), validation %.2f s, epoch incl. "
             "embeddings and validation %.2f s",
             record["epoch"],
             self.hparams.epochs,
             record["loss"],
-            record["valid_ndcg_at_10"],
+            self._valid_key,
+            record[self._valid_key],
             record["seconds"],
             train_rows / max(record["seconds"], 1e-9),
             record["validation_seconds"],
