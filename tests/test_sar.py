@@ -311,6 +311,12 @@ def test_similarity_cap_raises_the_support_threshold_to_the_smallest_that_fits()
         ).fit(train)
         # the cap admits threshold t's matrix but not threshold t - 1's
         assert capped.support_threshold_used == threshold
+        # the leaderboard's train_sample says what the cap changed
+        assert capped.train_sample == (
+            f"similarity: support threshold raised from 1 to {threshold} to fit "
+            f"max_similarity_entries={fixed.item_similarity.nnz:,}"
+        )
+        assert fixed.train_sample == ""
         assert (capped.item_similarity != fixed.item_similarity).nnz == 0
         np.testing.assert_array_equal(capped.item_frequencies, fixed.item_frequencies)
     # a threshold given by the user is never lowered, and a cap that is never reached is inert

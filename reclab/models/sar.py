@@ -226,6 +226,13 @@ class SARRecommender(ItemItemRecommender):
         else:
             similarity.eliminate_zeros()
         self.support_threshold_used = threshold
+        if threshold > self.hparams.support_threshold:
+            # The leaderboard states what the cap changed, as it does for the deep families' caps.
+            cap = self.hparams.max_similarity_entries
+            self.train_sample = (
+                f"similarity: support threshold raised from {self.hparams.support_threshold} "
+                f"to {threshold} to fit max_similarity_entries={cap:,}"
+            )
         return similarity, diag.astype(np.float32)
 
     def _threshold_that_fits(self, histograms: np.ndarray) -> int:
