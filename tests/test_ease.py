@@ -30,7 +30,7 @@ def test_weights_equal_the_plain_closed_form() -> None:
     for l2 in (1.0, 10.0, 500.0):
         ours = ease_weights(train.matrix, l2)
         np.testing.assert_allclose(ours, plain_numpy_ease(dense, l2), atol=2e-5)
-        assert ours.dtype == np.float32
+        assert ours.dtype == np.float32 and ours.flags.c_contiguous  # scoring reads rows
         assert np.all(np.diag(ours) == 0)
 
 

@@ -72,16 +72,20 @@ def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
         raise ValueError(f"EASE: inverting the Gram matrix failed (LAPACK info {info})")
     del gram, factor
     _mirror_upper(inverse)
-    diagonal = np.diag(inverse).copy()
-    inverse /= -diagonal[np.newaxis, :]
-    inverse[np.diag_indices_from(inverse)] = 0.0
+    # P is symmetric, so its transpose is P itself, C-ordered: scoring reads B by rows, and a
+    # Fortran-ordered B made each row a strided walk (recommend 518 s for 65k users at 20k
+    # items).
+    weights = inverse.T
+    diagonal = np.diag(weights).copy()
+    weights /= -diagonal[np.newaxis, :]
+    weights[np.diag_indices_from(weights)] = 0.0
     logger.info(
         "ease: %d items, l2=%g, fitted in %.2f s",
-        inverse.shape[0],
+        weights.shape[0],
         l2,
         time.perf_counter() - started,
     )
-    return inverse
+    return weights
 
 
 def gram_matrix(matrix: sp.csr_matrix, block: int = 2048) -> np.ndarray:
