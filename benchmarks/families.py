@@ -161,7 +161,7 @@ RUNS: tuple[Run, ...] = (
         scale=True,
     ),
     Run(
-        "ease",
+        "ease_500",
         "ease",
         "ease l2 500, binary",
         "reclab.models.ease:EASERecommender",
