@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from reclab.models.base import TrainData
 from reclab.models.knn import ItemKNNRecommender
@@ -170,3 +171,24 @@ def test_compiled_recommend_equals_the_top_k_of_the_dense_scores(exclude_seen, d
     model.fit(train)
     assert isinstance(model._scoring_similarity(), np.ndarray) == dense
     assert_recommend_equals_dense_top_k(model, np.arange(train.n_users), 30, exclude_seen)
+
+
+def test_weightings_damp_heavy_counts_and_bad_names_are_refused() -> None:
+    from implicit.nearest_neighbours import bm25_weight
+
+    from reclab.models.knn import weighted_item_vectors
+
+    counts = sp.csr_matrix(np.array([[1.0, 500.0, 0.0], [3.0, 0.0, 2.0]]))
+    assert weighted_item_vectors(counts, "raw") is counts
+    np.testing.assert_allclose(
+        weighted_item_vectors(counts, "log").toarray(), np.log1p(counts.toarray())
+    )
+    expected = bm25_weight(counts.astype(np.float64), K1=100, B=0.8).toarray()
+    np.testing.assert_allclose(weighted_item_vectors(counts, "bm25").toarray(), expected)
+    # one user's 500 plays no longer decide item 0's neighbours alone
+    train = _train([(0, 0), (0, 1), (1, 0), (1, 2), (2, 1), (2, 2)], 3, 3, [1, 500, 3, 2, 1, 1])
+    raw = ItemKNNRecommender(n_neighbors=2, use_weights=True).fit(train)
+    logged = ItemKNNRecommender(n_neighbors=2, use_weights=True, weighting="log").fit(train)
+    assert not np.allclose(raw.item_similarity.toarray(), logged.item_similarity.toarray())
+    with pytest.raises(ValueError, match="weighting must be one of raw, log, bm25"):
+        ItemKNNRecommender(weighting="tfidf")
