@@ -14,6 +14,7 @@ run's ``batch_score`` replaces the claimed directory with the finished cache in 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -54,25 +55,44 @@ def claim_scores_location(location: str, owner: str, previous_owner: str | None 
         return
     path = Path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and _rename_claimed_directory(path, owner):
+        return
+    claim = path / CLAIM_FILE
+    holder = claim.read_text().strip() if claim.is_file() else None
+    if holder is not None and holder in (owner, previous_owner):
+        claim.write_text(owner)
+        return
+    what = (
+        f"is claimed by run {holder} (a run still going, or one that failed before batch_score)"
+        if holder
+        else "already exists"
+    )
+    raise InputError(
+        f"--scores-dir {location} {what}; batch scores are never overwritten and two runs "
+        "never share one. Pass a new directory, or leave --scores-dir out to write beside "
+        "the run's artifacts, or remove the directory if nothing uses it."
+    )
+
+
+def _rename_claimed_directory(path: Path, owner: str) -> bool:
+    """Create ``path`` with its claim file inside in one atomic step; False if another won.
+
+    A ``mkdir`` followed by writing the claim left a window in which a second run found the
+    directory without its claim (and said "already exists" instead of naming the owner): two
+    runs started together hit it 3 ms apart. The directory is built beside the target and
+    renamed into place, so it never exists without its claim; a rename onto a directory that
+    another run has just claimed fails, since that one is not empty.
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.claim-", dir=path.parent))
     try:
-        path.mkdir()
-    except FileExistsError:
-        claim = path / CLAIM_FILE
-        holder = claim.read_text().strip() if claim.is_file() else None
-        if holder is not None and holder in (owner, previous_owner):
-            claim.write_text(owner)
-            return
-        what = (
-            f"is claimed by run {holder} (a run still going, or one that failed before batch_score)"
-            if holder
-            else "already exists"
-        )
-        raise InputError(
-            f"--scores-dir {location} {what}; batch scores are never overwritten and two runs "
-            "never share one. Pass a new directory, or leave --scores-dir out to write beside "
-            "the run's artifacts, or remove the directory if nothing uses it."
-        ) from None
-    (path / CLAIM_FILE).write_text(owner)
+        os.chmod(staging, 0o755)
+        (staging / CLAIM_FILE).write_text(owner)
+        os.rename(staging, path)
+        return True
+    except OSError:
+        return False
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _refuse_non_empty_s3(location: str) -> None:

@@ -74,3 +74,34 @@ def test_default_location_is_beside_the_run() -> None:
     assert default_scores_location("s3", "s3://b/mf/", "TrainFlow", "12") == (
         "s3://b/mf/TrainFlow/12/batch_scores"
     )
+
+
+def test_two_claims_at_once_one_wins_and_the_other_names_it(tmp_path) -> None:
+    """The directory never exists without its claim: the loser always learns who holds it."""
+    import threading
+
+    from reclab.batch_scoring import CLAIM_FILE, claim_scores_location
+    from reclab.errors import InputError
+
+    for attempt in range(30):
+        location = str(tmp_path / f"scores-{attempt}")
+        barrier = threading.Barrier(2)
+        errors: dict[str, str] = {}
+
+        def claim(owner: str, location=location, barrier=barrier, errors=errors) -> None:
+            barrier.wait()
+            try:
+                claim_scores_location(location, owner)
+            except InputError as error:
+                errors[owner] = str(error)
+
+        threads = [threading.Thread(target=claim, args=(f"TrainFlow/{n}",)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(errors) == 1, errors
+        ((loser, message),) = errors.items()
+        winner = (tmp_path / f"scores-{attempt}" / CLAIM_FILE).read_text()
+        assert winner != loser and f"is claimed by run {winner}" in message
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
