@@ -112,6 +112,19 @@ def _sar_run(similarity: str, library_similarity: str, scale: bool = False) -> R
     )
 
 
+def _ease_run(l2: int) -> Run:
+    """EASE (binary) at one L2 penalty against the plain NumPy closed form at the same one."""
+    return Run(
+        f"ease_{l2}",
+        "ease",
+        f"ease l2 {l2}, binary",
+        "reclab.models.ease:EASERecommender",
+        {"l2": float(l2)},
+        ["reference_ease.py", "--l2", str(l2)],
+        compare_lists=True,
+    )
+
+
 RUNS: tuple[Run, ...] = (
     _sar_run("jaccard", "jaccard", scale=True),
     _sar_run("counts", "cooccurrence"),
@@ -160,24 +173,8 @@ RUNS: tuple[Run, ...] = (
         compare_lists=True,
         scale=True,
     ),
-    Run(
-        "ease_500",
-        "ease",
-        "ease l2 500, binary",
-        "reclab.models.ease:EASERecommender",
-        {"l2": 500.0},
-        ["reference_ease.py", "--l2", "500"],
-        compare_lists=True,
-    ),
-    Run(
-        "ease_50",
-        "ease",
-        "ease l2 50, binary",
-        "reclab.models.ease:EASERecommender",
-        {"l2": 50.0},
-        ["reference_ease.py", "--l2", "50"],
-        compare_lists=True,
-    ),
+    _ease_run(500),
+    _ease_run(50),
     Run(
         "ncf",
         "ncf",

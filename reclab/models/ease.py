@@ -154,7 +154,7 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
         self._user_rows: sp.csr_matrix | None = None  # train x over the kept items
 
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
-        matrix = train.matrix if self.hparams.use_weights else _binary(train.matrix)
+        matrix = train.matrix if self.hparams.use_weights else train.seen.astype(np.float32)
         users_per_item = np.diff(matrix.tocsc().indptr)
         kept = np.arange(self.n_items, dtype=np.int64)
         if self.n_items > self.hparams.max_items:
@@ -217,12 +217,6 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
         out.fill(-np.inf)
         out[:, self.kept_items] = kept_scores
         return out
-
-
-def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    binary = matrix.copy()
-    binary.data = np.ones_like(binary.data)
-    return binary
 
 
 def _check_memory(n_items: int) -> None:
