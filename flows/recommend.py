@@ -9,7 +9,8 @@ Examples::
     python flows/recommend.py info --run-id TrainFlow/1712
     python flows/recommend.py user 196 --family sar --explain
 
-The run is the latest successful TrainFlow run unless ``--run-id`` or ``--tag`` says otherwise;
+The run is the production run (tagged ``production``), else the latest successful TrainFlow
+run, unless ``--run-id`` or ``--tag`` says otherwise;
 Metaflow's usual ``METAFLOW_*`` settings say where the datastore is. Bad input prints one
 message on stderr and exits with status 2.
 """

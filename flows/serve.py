@@ -2,7 +2,7 @@
 
 Examples::
 
-    python flows/serve.py                                  # latest successful run, 127.0.0.1:8080
+    python flows/serve.py                          # production run (else latest), 127.0.0.1:8080
     python flows/serve.py --run-id 1712 --port 9000
     python flows/serve.py --host 0.0.0.0 --tag best_model:sar --threads 8   # in a container
     RECLAB_RUN_ID=1712 python flows/serve.py --host 0.0.0.0 serve          # as SageMaker runs it
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-id",
         default=os.environ.get("RECLAB_RUN_ID") or None,
         help="TrainFlow run id ('123' or 'TrainFlow/123'; env RECLAB_RUN_ID); default: the "
-        "latest successful run",
+        "production run (else the latest successful run)",
     )
     which.add_argument(
         "--tag",
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_up(service)
         return service
 
-    which = args.run_id or (f"tag {args.tag}" if args.tag else "latest successful run")
+    default = "the production run (else the latest successful run)"
+    which = args.run_id or (f"tag {args.tag}" if args.tag else default)
     state = ModelState(load)
     app = create_app(state, max_body_bytes=args.max_body_bytes, max_user_ids=args.max_user_ids)
 

@@ -4,11 +4,19 @@ comparison, the winner versioned as a Metaflow artifact.
     start -> get_dataset -> build_workflow -> plan_candidates
     plan_candidates -> cpu_fanout -> train_cpu (foreach) -> collect_cpu
                    \\-> gpu_fanout -> train_gpu (foreach) -> collect_gpu
-    collect_cpu + collect_gpu -> join (leaderboard, best model, card) -> batch_score -> end
+    collect_cpu + collect_gpu -> join (leaderboard, winner, card) -> refit_winner -> batch_score
+    batch_score -> end
+
+The winner is chosen on validation, then refit on all the run's data (train + validation + test)
+for serving (``best_model``; ``--refit false`` keeps the evaluated fit). ``end`` moves the
+``production`` run tag to this run when its winner beats the production run's recipe, trained
+again here as the ``incumbent`` candidate (README: Going to production).
 
 Steps are thin: each calls tested functions in ``data``, ``workflow_builder`` and ``reclab``.
 Artifacts users read with the Metaflow client (stable names): ``leaderboard``,
-``best_model_name``, ``best_params``, ``best_model``, ``test_metrics``, ``split``, ``caveats``.
+``best_model_name``, ``best_params``, ``best_model`` (served: the refit), ``evaluated_model``
+(the winner as evaluated, fitted on train; the metrics describe it), ``test_metrics``,
+``split``, ``caveats``, ``promotion_decision``.
 
 A candidate that raises or runs past the per-candidate time limit (the ``limits`` Config) is
 caught by ``@catch`` and becomes a failed leaderboard row; the others train on. Candidates are
@@ -185,6 +193,20 @@ class TrainFlow(FlowSpec):
         help="Metric that picks the best candidate on validation, e.g. recall_at_10.",
     )
     seed = Parameter("seed", type=int, default=42, help="Seed for sampling, models, bootstrap.")
+    refit = Parameter(
+        "refit",
+        type=bool,
+        default=True,
+        help="Refit the winner's recipe on all the run's data (train + validation + test) for "
+        "serving and batch scores; false serves the evaluated fit (pure experiments).",
+    )
+    promotion = Parameter(
+        "promotion",
+        default="challenger",
+        help="When the run takes the 'production' tag: challenger (its winner beats the "
+        "production run's recipe, trained again here as the 'incumbent' candidate; the "
+        "first run is promoted), retrain (also when the incumbent's recipe wins), never.",
+    )
     bootstrap_samples = Parameter(
         "bootstrap-samples",
         type=int,
@@ -234,31 +256,48 @@ class TrainFlow(FlowSpec):
         )
         self.next(self.build_workflow)
 
+    @magicdir(dir="all_data")
     @magicdir(dir="data")
     @step
     def build_workflow(self):
-        """Fit the NVTabular workflow on train; encode ids; keep the id maps as artifacts."""
+        """Fit the NVTabular workflow on train; encode ids; keep the id maps as artifacts.
+
+        With --refit, also encode every window with id maps over all the data (the refit's
+        input, in its own directory so the training branches do not carry it)."""
         from reclab.encoded import read_item_metadata
         from reclab.models.registry import reads_nvtabular_output
-        from workflow_builder import build_workflow
+        from workflow_builder import build_all_data, build_workflow
 
         root = magicdir_path("data")
+        with_features = reads_nvtabular_output(self.families)
         # Without a family that reads Merlin's tagged parquet, only the ids are encoded; later
         # steps read encoded/ and nvt/, so the canonical windows need not travel further.
         built = build_workflow(
-            root / "split",
-            root,
-            with_features=reads_nvtabular_output(self.families),
-            keep_split_windows=False,
+            root / "split", root, with_features=with_features, keep_split_windows=self.refit
         )
         self.user_map, self.item_map = built.user_map, built.item_map
         self.user_features, self.item_features = built.user_features, built.item_features
+        self.full_user_map = self.full_item_map = None
+        if self.refit:
+            full = build_all_data(
+                root / "split",
+                magicdir_path("all_data"),
+                with_features=with_features,
+                remove_split_windows=True,
+            )
+            self.full_user_map, self.full_item_map = full.user_map, full.item_map
         self.item_metadata = read_item_metadata(root / "split" / "items.parquet")
         self.next(self.plan_candidates)
 
     @step
     def plan_candidates(self):
         """Plan and check the candidates from the grid file (re-read by resume plan_candidates)."""
+        from reclab.production import (
+            checked_incumbent,
+            find_incumbent,
+            project_branch_tag,
+            with_incumbent,
+        )
         from reclab.training import plan_checked_candidates
 
         self.cpu_candidates, self.gpu_candidates = plan_checked_candidates(
@@ -267,6 +306,16 @@ class TrainFlow(FlowSpec):
             self.grid_file or None,
             self.family_overrides,
             seed=self.seed,
+        )
+        # The production run's recipe competes on this run's split (not for --promotion never).
+        self.incumbent = None
+        if self.promotion != "never":
+            found = find_incumbent(
+                current.flow_name, project_branch_tag(), f"{current.flow_name}/{current.run_id}"
+            )
+            self.incumbent = checked_incumbent(found, seed=self.seed)
+        self.cpu_candidates, self.gpu_candidates = with_incumbent(
+            self.incumbent, self.cpu_candidates, self.gpu_candidates
         )
         # Metaflow refuses an empty foreach: a fan-out with no candidate runs one no-op branch.
         self.cpu_branches = self.cpu_candidates or [None]
@@ -336,6 +385,9 @@ class TrainFlow(FlowSpec):
     @step
     def join(self, inputs):
         """Rank every candidate by the validation metric and version the best one."""
+        from metaflow.cards import Markdown
+
+        from reclab.production import decide_promotion, served_model_note
         from reclab.report import (
             leaderboard_components,
             leaderboard_text,
@@ -364,7 +416,8 @@ class TrainFlow(FlowSpec):
         self.leaderboard = summary.leaderboard
         self.best_model_name = summary.best_model_name
         self.best_params = summary.best_params
-        self.best_model = summary.best_model
+        # The refit step replaces best_model with the recipe fitted on all the data.
+        self.evaluated_model = self.best_model = summary.best_model
         self.test_metrics = summary.test_metrics
         self.valid_metrics = summary.valid_metrics
         self.best_model_per_family = summary.best_model_per_family
@@ -377,13 +430,47 @@ class TrainFlow(FlowSpec):
         stories = sample_user_stories(
             str(magicdir_path("data") / "encoded"), self.best_model, k=self.k, seed=self.seed
         )
-        for component in leaderboard_components(
-            self.leaderboard, self.validation_metric, self.split, self.caveats
-        ) + run_report_components(
-            self.leaderboard, self.metric_curves, self.validation_metric, self.k, stories
+        self.promotion_decision = decide_promotion(
+            self.leaderboard, self.validation_metric, self.incumbent, self.promotion, self.refit
+        ).as_dict()
+        for component in (
+            leaderboard_components(
+                self.leaderboard, self.validation_metric, self.split, self.caveats
+            )
+            + [Markdown(served_model_note(self.refit, self.promotion_decision))]
+            + run_report_components(
+                self.leaderboard, self.metric_curves, self.validation_metric, self.k, stories
+            )
         ):
             current.card["leaderboard"].append(component)
         print(leaderboard_text(self.leaderboard, self.validation_metric, self.caveats))
+        print(f"promotion: {self.promotion_decision['reason']}")
+        self.next(self.refit_winner)
+
+    # The refit trains the winner's family, a deep one too: on AWS Batch it runs where the
+    # GPU candidates do. A refit that fails leaves best_model the evaluated fit, and the run is
+    # then not promoted (end says why).
+    @catch(var="refit_failure", print_exception=True)
+    @gpu_on_batch(**compute)
+    @resources(gpu=1, cpu=4, memory=14336)
+    @magicdir(dir="all_data")
+    @step
+    def refit_winner(self):
+        """Fit the winner's recipe on all the run's data: the model that is served."""
+        from reclab.production import refit_for_serving
+
+        if self.refit:
+            self.best_model = refit_for_serving(
+                self.evaluated_model,
+                magicdir_path("all_data"),
+                self.full_user_map,
+                self.full_item_map,
+                seed=self.seed,
+            )
+        print(
+            f"serving {self.best_model.family} fitted on {self.best_model.trained_on}: "
+            f"{len(self.best_model.user_map)} users, {len(self.best_model.item_map)} items"
+        )
         self.next(self.batch_score)
 
     @step
@@ -408,7 +495,17 @@ class TrainFlow(FlowSpec):
 
     @step
     def end(self):
-        """Report the winner."""
+        """Report the winner; move the production tag here when the run is promoted."""
+        from reclab.production import project_branch_tag, promote_run, without_refit
+
+        if self.refit_failure is not None:
+            self.promotion_decision = without_refit(self.promotion_decision, self.refit_failure)
+        if self.promotion_decision["promote"]:
+            promote_run(current.flow_name, current.run_id, project_branch_tag())
+        print(
+            ("PROMOTED: " if self.promotion_decision["promote"] else "not promoted: ")
+            + self.promotion_decision["reason"]
+        )
         print(
             f"best model: {self.best_model_name} {self.best_params}; "
             f"test {self.validation_metric} = {self.test_metrics[self.validation_metric]:.4f}"

@@ -40,6 +40,9 @@ class ModelBundle:
         item_popularity: Train interactions per encoded item (the popularity baseline's
             counts, :func:`reclab.popularity.interaction_counts`), for the cold-start list;
             None when the bundle was built without them.
+        trained_on: The windows the model was fitted on: ``"train"`` for an evaluated
+            candidate, ``"train+valid+test"`` for the refit that is served (its ``metrics``
+            are then those of the evaluated fit of the same recipe).
     """
 
     family: str
@@ -51,6 +54,7 @@ class ModelBundle:
     split: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     item_popularity: np.ndarray | None = field(default=None, repr=False, compare=False)
+    trained_on: str = "train"
 
     def __post_init__(self) -> None:
         self._model: Recommender | None = None
@@ -63,7 +67,8 @@ class ModelBundle:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        state.setdefault("item_popularity", None)  # bundles pickled before the field existed
+        state.setdefault("item_popularity", None)  # bundles pickled before the fields existed
+        state.setdefault("trained_on", "train")
         self.__dict__.update(state)
         self._model = None
         self._model_lock = threading.Lock()

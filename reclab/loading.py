@@ -2,8 +2,9 @@
 
 ``TrainFlow`` versions the winner of a run (``best_model``) and the best candidate of every
 family (``best_model_per_family``), each a :class:`reclab.bundle.ModelBundle`. :func:`load_run`
-finds the run (by id, by tag, or the latest successful one) and returns them; a missing or
-unfinished run is an :class:`reclab.errors.InputError` that says what to pick instead.
+finds the run (by id, by tag, or by default the production run, else the latest successful one)
+and returns them; a missing or unfinished run is an :class:`reclab.errors.InputError` that
+says what to pick instead.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def load_run(
     service usually runs as another user than the one who trained.
 
     Args:
-        run_id: ``"123"`` or ``"TrainFlow/123"``; None picks the latest successful run.
+        run_id: ``"123"`` or ``"TrainFlow/123"``; None (and no tag) picks the production run
+            (the newest successful run tagged ``production``), else the latest successful run.
         tag: Pick the latest successful run with this tag (e.g. ``"best_model:sar"``).
         flow_name: The flow whose runs are searched.
 
@@ -52,6 +54,8 @@ def load_run(
     """
     from metaflow import Flow, Run, namespace
     from metaflow.exception import MetaflowNotFound
+
+    from reclab.production import PRODUCTION_TAG
 
     namespace(None)
     if run_id is not None and tag is not None:
@@ -81,7 +85,10 @@ def load_run(
                     "'best_model:sar' (see `info` of a run or the Metaflow UI)"
                 )
         else:
-            run = Flow(flow_name).latest_successful_run
+            # The production run (README: Going to production), else the latest successful.
+            run = next((r for r in Flow(flow_name).runs(PRODUCTION_TAG) if r.successful), None)
+            if run is None:
+                run = Flow(flow_name).latest_successful_run
             if run is None:
                 raise InputError(
                     f"{flow_name} has no successful run in this Metaflow datastore; train first "

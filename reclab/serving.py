@@ -74,7 +74,11 @@ class RecommendationService:
         self._catalogue = ItemCatalogue(best.item_map, best.item_metadata)
         self._user_map: IdMap = best.user_map
         self._model = best.model  # the winner answers every known user: deserialised now
-        self._popularity = run_popularity(self._router.bundles, best.item_map, run_pathspec)
+        self._popularity = run_popularity(
+            [b for b in self._router.bundles if self._router.same_catalogue(b)],
+            best.item_map,
+            run_pathspec,
+        )
 
     @classmethod
     def from_run(
@@ -83,7 +87,8 @@ class RecommendationService:
         """Serve the winner of a TrainFlow run (see :func:`load_run` for how it is picked).
 
         Args:
-            run_id: ``"123"`` or ``"TrainFlow/123"``; None: the latest successful run.
+            run_id: ``"123"`` or ``"TrainFlow/123"``; None: the production run (tagged
+                ``production``), else the latest successful run.
             tag: Latest successful run with this tag.
             flow_name: The flow name.
 
@@ -100,7 +105,8 @@ class RecommendationService:
         """What is served: the winner, its run and size, and which family serves what.
 
         Returns:
-            ``family``, ``params``, ``run``, ``metrics``, ``n_users``, ``n_items``,
+            ``family``, ``params``, ``run``, ``trained_on`` (``train+valid+test`` for a refit;
+            ``metrics`` are then those of the evaluated fit), ``metrics``, ``n_users``, ``n_items``,
             ``families`` (the bundles available) and ``capabilities``: ``known_users`` (the
             winner), ``cold_start`` (``"popularity"``, None without a ranking), ``fold_in`` and
             ``similar_items`` (the serving family or None), ``explain_known_users`` /
@@ -111,6 +117,7 @@ class RecommendationService:
             "family": self.best.family,
             "params": plain(self.best.params),
             "run": self.run_pathspec,
+            "trained_on": self.best.trained_on,
             "metrics": plain(self.best.metrics),
             "n_users": len(self._user_map),
             "n_items": len(self._catalogue.item_map),
@@ -237,8 +244,15 @@ class RecommendationService:
             )
             scored = self._popular("fallback_popularity")
             scored.scores[idx] = -np.inf
+        elif not self._router.knows(bundle, idx):
+            warnings.append(
+                f"item {plain(raw)!r} is newer than the data {bundle.family} (the family with "
+                "item similarity) was fitted on: serving the popularity list"
+            )
+            scored = self._popular("fallback_popularity")
+            scored.scores[idx] = -np.inf
         else:
-            scores = bundle.model.item_similarity_scores(idx).astype(np.float64)
+            scores = self._router.model(bundle).item_similarity_scores(idx).astype(np.float64)
             scored = Scored(scores, "model", bundle.family)
         return self._answer({"item_id": plain(raw)}, scored, k, rules, warnings, cold=False)
 
@@ -276,7 +290,8 @@ class RecommendationService:
             )
             scored = self._popular("fallback_popularity")
         else:
-            scores = bundle.model.fold_in_scores(history, weights).astype(np.float64)
+            scores = self._router.model(bundle).fold_in_scores(history, weights)
+            scores = scores.astype(np.float64)
             scored = Scored(scores, "fold_in", bundle.family)
         scored.scores[history] = -np.inf
         return scored
@@ -309,7 +324,7 @@ def _explain_fold_in(
     if not router.explains(bundle):
         warnings.append(f"explanations are not available for {scored.served_by}")
         return
-    model = bundle.model
+    model = router.model(bundle)
     # SAR without use_weights scores every history item as 1; explain it the same way
     used = weights if getattr(model, "use_weights", True) else None
     scored.explain_with = (model, history, used)

@@ -38,6 +38,11 @@ os.environ.update(
         # A stray AWS setting must never make a test wait on a metadata endpoint.
         "AWS_EC2_METADATA_DISABLED": "true",
         "MAGICDIR_ROOT": str(_METAFLOW_ROOT / "magicdir"),
+        # Runs of one session share a datastore: with promotion on, the first successful run
+        # would become the production run and every later run would train its recipe as an
+        # extra 'incumbent' candidate. Flow runs default to --promotion never here (Metaflow
+        # reads METAFLOW_RUN_<OPTION>); the production tests pass --promotion themselves.
+        "METAFLOW_RUN_PROMOTION": "never",
     }
 )
 for _dir in ("METAFLOW_HOME", "METAFLOW_DATASTORE_SYSROOT_LOCAL"):

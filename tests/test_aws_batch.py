@@ -216,7 +216,7 @@ def compiled(moto_aws) -> dict:
 
 
 @pytest.mark.slow
-def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
+def test_only_train_gpu_and_the_refit_ask_for_a_gpu(compiled) -> None:
     states = _batch_states(compiled, {})
     steps = {
         "start",
@@ -230,12 +230,14 @@ def test_only_train_gpu_asks_for_a_gpu(compiled) -> None:
         "train_gpu",
         "collect_gpu",
         "join",
+        "refit_winner",
         "batch_score",
         "end",
     }
     assert set(states) == steps
     gpus = {name: _requirements(params).get("GPU") for name, params in states.items()}
-    assert gpus.pop("train_gpu") == "1"
+    # The refit trains the winner's family, which may be a deep one.
+    assert gpus.pop("train_gpu") == "1" and gpus.pop("refit_winner") == "1"
     assert set(gpus.values()) == {None}, gpus
     assert _requirements(states["train_gpu"])["MEMORY"] == "14336"
     assert all(params["JobQueue"] == QUEUE for params in states.values())
@@ -249,8 +251,9 @@ def test_train_gpu_job_definition_uses_the_configured_image(compiled, moto_aws) 
         d["jobDefinitionArn"]: d["containerProperties"]["image"]
         for d in batch.describe_job_definitions()["jobDefinitions"]
     }
-    assert images[states["train_gpu"]["JobDefinition"]] == GPU_IMAGE
-    others = {images[p["JobDefinition"]] for name, p in states.items() if name != "train_gpu"}
+    gpu_steps = ("train_gpu", "refit_winner")
+    assert {images[states[name]["JobDefinition"]] for name in gpu_steps} == {GPU_IMAGE}
+    others = {images[p["JobDefinition"]] for name, p in states.items() if name not in gpu_steps}
     assert GPU_IMAGE not in others
 
 
@@ -284,7 +287,7 @@ def test_without_the_config_resources_alone_still_put_the_gpu_on_train_gpu(moto_
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     states = _batch_states(json.loads(result.stdout[result.stdout.index("{") :]), {})
     gpus = {name: _requirements(params).get("GPU") for name, params in states.items()}
-    assert gpus.pop("train_gpu") == "1"
+    assert gpus.pop("train_gpu") == "1" and gpus.pop("refit_winner") == "1"
     assert set(gpus.values()) == {None}
 
 
@@ -329,10 +332,10 @@ def test_batch_attributes_keep_only_what_is_set_and_refuse_bad_values() -> None:
 
 @pytest.mark.slow
 def test_remote_train_gpu_retries_once_and_others_never(compiled) -> None:
-    """@gpu_on_batch adds @retry(times=1) to the remote GPU step only (a lost instance).
+    """@gpu_on_batch adds @retry(times=1) to the remote GPU steps only (a lost instance).
 
     Both training steps carry @catch, whose 3 fallback attempts record a task that died
-    outside the code (killed, out of memory) as a failed candidate.
+    outside the code (killed, out of memory) as a failed candidate; the refit carries it too.
     """
     states = _batch_states(compiled, {})
     attempts = {
@@ -340,4 +343,5 @@ def test_remote_train_gpu_retries_once_and_others_never(compiled) -> None:
     }
     assert attempts.pop("train_cpu") == 1 + 3
     assert attempts.pop("train_gpu") == 1 + 1 + 3
+    assert attempts.pop("refit_winner") == 1 + 1 + 3
     assert set(attempts.values()) == {1}, attempts

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from reclab.id_maps import IdMap
-from workflow_builder import build_workflow
+from workflow_builder import build_all_data, build_workflow
 
 TRAIN_END, VALID_END = pd.Timestamp("1998-03-07"), pd.Timestamp("1998-03-31")
 
@@ -131,3 +131,27 @@ def test_ids_only_workflow_gives_the_same_id_maps_and_encoded_windows(built, tmp
         "unique.user_id.parquet",
     ]
     assert ids_only.user_features == [] and ids_only.item_features == []
+
+
+def test_all_data_build_knows_every_user_and_item_of_every_window(built, tmp_path) -> None:
+    root, windows, train_built = built
+    full = build_all_data(root / "split", tmp_path, with_features=True)
+    everything = pd.concat(windows.values(), ignore_index=True)
+    assert len(full.user_map) == everything["user_id"].nunique() == 943
+    assert len(full.item_map) == everything["item_id"].nunique() == 1682
+    assert len(train_built.user_map) < 943  # users first seen after train exist
+    encoded = pd.read_parquet(tmp_path / "encoded" / "train.parquet")
+    assert len(encoded) == len(everything)
+    assert encoded["user_idx"].between(0, 942).all() and encoded["item_idx"].between(0, 1681).all()
+    pairs = set(
+        zip(
+            full.user_map.to_raw(encoded["user_idx"]).tolist(),
+            full.item_map.to_raw(encoded["item_idx"]).tolist(),
+            strict=True,
+        )
+    )
+    assert pairs == set(zip(everything["user_id"], everything["item_id"], strict=True))
+    # The two-tower refit reads Merlin's tagged parquet of all the rows.
+    nvt_rows = pd.concat(map(pd.read_parquet, (tmp_path / "nvt" / "train").glob("*.parquet")))
+    assert len(nvt_rows) == len(everything)
+    assert (root / "split" / "train.parquet").exists()  # kept unless asked to remove

@@ -3,6 +3,6 @@
 NVTabular is imported inside the functions, so importing this package stays cheap.
 """
 
-from workflow_builder.workflow import BuiltWorkflow, build_workflow
+from workflow_builder.workflow import BuiltWorkflow, build_all_data, build_workflow
 
-__all__ = ["BuiltWorkflow", "build_workflow"]
+__all__ = ["BuiltWorkflow", "build_all_data", "build_workflow"]

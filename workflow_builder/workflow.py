@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reclab.id_maps import IdMap
@@ -184,7 +185,7 @@ def build_workflow(
 
     started = time.perf_counter()
     columns = _read_schema(split_dir / "train.parquet")
-    workflow = _fit_workflow(split_dir / "train.parquet", columns, nvt_dir, with_features)
+    workflow = _fit_workflow([split_dir / "train.parquet"], columns, nvt_dir, with_features)
     categories = nvt_dir / "workflow" / "categories"
     user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
     item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
@@ -222,11 +223,82 @@ def build_workflow(
     )
 
 
-def _fit_workflow(train_path: Path, columns: pd.Series, nvt_dir: Path, with_features: bool):
-    """Fit the workflow on the train window and save it to ``nvt_dir/workflow``.
+def build_all_data(
+    split_dir: str | Path,
+    out_dir: str | Path,
+    with_features: bool = True,
+    remove_split_windows: bool = False,
+) -> BuiltWorkflow:
+    """Fit the workflow on every window (train, valid, test) and encode them as one train set.
 
-    With features, NVTabular reads the whole window in partitions; without, only the id
-    columns (and the weight it passes through) are read, with pyarrow.
+    This is the data of the refit for serving: the winner's recipe trained on everything the
+    run has, with id maps that know every user and item of the data. The layout under
+    ``out_dir`` is the one :func:`build_workflow` writes, with all interactions as ``train``::
+
+        nvt/workflow/, nvt/train/ (with features only)   encoded/train.parquet
+
+    Args:
+        split_dir: The directory :func:`build_workflow` read (the three window files).
+        out_dir: Where to write ``nvt/`` and ``encoded/``.
+        with_features: As in :func:`build_workflow`.
+        remove_split_windows: Delete the three window files afterwards (as
+            ``keep_split_windows=False`` does in :func:`build_workflow`).
+
+    Returns:
+        The all-data id maps and the feature columns used.
+    """
+    from merlin.io import Dataset
+
+    split_dir, out_dir = Path(split_dir), Path(out_dir)
+    sources = [split_dir / f"{window}.parquet" for window in WINDOWS]
+    for source in sources:
+        if not source.exists():
+            raise FileNotFoundError(f"{source} is missing")
+    nvt_dir, encoded_dir = out_dir / "nvt", out_dir / "encoded"
+    nvt_dir.mkdir(parents=True, exist_ok=True)
+    encoded_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    columns = _read_schema(sources[0])
+    workflow = _fit_workflow(sources, columns, nvt_dir, with_features)
+    categories = nvt_dir / "workflow" / "categories"
+    user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
+    item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
+    if with_features:
+        dataset = Dataset([str(s) for s in sources], cpu=True, part_size=PART_SIZE)
+        workflow.transform(dataset).to_parquet(str(nvt_dir / "train"), output_files=1)
+    read = [USER_ID, ITEM_ID, "weight", "ts"]
+    encoded = pd.concat(
+        [encode_window(pd.read_parquet(s, columns=read), user_map, item_map) for s in sources],
+        ignore_index=True,
+    )
+    encoded.to_parquet(encoded_dir / "train.parquet")
+    logger.info(
+        "encoded all windows for the refit: %d rows, %d users, %d items (%.1f s)",
+        len(encoded),
+        len(user_map),
+        len(item_map),
+        time.perf_counter() - started,
+    )
+    if remove_split_windows:
+        for source in sources:
+            source.unlink()
+    if not with_features:
+        return BuiltWorkflow(user_map=user_map, item_map=item_map)
+    user_cat, user_cont = _feature_columns(columns, "user_")
+    item_cat, item_cont = _feature_columns(columns, "item_")
+    return BuiltWorkflow(
+        user_map=user_map,
+        item_map=item_map,
+        user_features=user_cat + user_cont,
+        item_features=item_cat + item_cont,
+    )
+
+
+def _fit_workflow(sources: list[Path], columns: pd.Series, nvt_dir: Path, with_features: bool):
+    """Fit the workflow on the given windows and save it to ``nvt_dir/workflow``.
+
+    With features, NVTabular reads the windows in partitions; without, only the id columns
+    (and the weight it passes through) are read, with pyarrow.
 
     Returns:
         The fitted ``nvtabular.Workflow``.
@@ -235,11 +307,11 @@ def _fit_workflow(train_path: Path, columns: pd.Series, nvt_dir: Path, with_feat
 
     if with_features:
         workflow = make_workflow(columns.drop(labels=["ts"], errors="ignore"), nvt_dir)
-        workflow.fit(Dataset(str(train_path), cpu=True, part_size=PART_SIZE))
+        workflow.fit(Dataset([str(s) for s in sources], cpu=True, part_size=PART_SIZE))
     else:
         id_columns = [USER_ID, ITEM_ID, "weight"]
         workflow = make_workflow(columns[id_columns], nvt_dir)
-        ids = pq.read_table(train_path, columns=id_columns).to_pandas()
+        ids = pa.concat_tables(pq.read_table(s, columns=id_columns) for s in sources).to_pandas()
         workflow.fit(Dataset(ids, cpu=True))
         del ids
     workflow.save(str(nvt_dir / "workflow"))
