@@ -763,6 +763,7 @@ class RunParameters:
     synthetic_items: int = 0
     als_engine: str = "implicit"
     spark_master: str = "local[*]"
+    promotion: str = "challenger"
 
     @classmethod
     def from_flow(cls, flow: Any) -> RunParameters:
@@ -796,7 +797,7 @@ def validate_run_parameters(params: RunParameters) -> CheckedParameters:
     """
     from data import resolve_source, validate_split_params
 
-    _check_numbers(params)
+    _check_values(params)
     families = parse_model_list(params.models)
     validate_metric(params.validation_metric, params.k)
     validate_split_params(
@@ -834,8 +835,8 @@ def validate_run_parameters(params: RunParameters) -> CheckedParameters:
     )
 
 
-def _check_numbers(params: RunParameters) -> None:
-    """The numeric parameters' ranges (:func:`validate_run_parameters`)."""
+def _check_values(params: RunParameters) -> None:
+    """The numeric parameters' ranges and --promotion (:func:`validate_run_parameters`)."""
     for name, value, low in (
         ("k", params.k, 1),
         ("bootstrap-samples", params.bootstrap_samples, 0),
@@ -844,6 +845,12 @@ def _check_numbers(params: RunParameters) -> None:
     ):
         if value < low:
             raise InputError(f"--{name} must be >= {low}, got {value}")
+    from reclab.production import PROMOTION_POLICIES
+
+    if params.promotion not in PROMOTION_POLICIES:
+        raise InputError(
+            f"--promotion must be one of {', '.join(PROMOTION_POLICIES)}, got {params.promotion!r}"
+        )
     if not 1 <= params.batch_k <= 1000:
         raise InputError(
             f"--batch-k must be in 1..1000 (items per user cached), got {params.batch_k}"

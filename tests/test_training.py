@@ -344,6 +344,7 @@ def _flow_parameters(**changes):
         "validation_metric": "ndcg_at_10",
         "seed": 42,
         "bootstrap_samples": 100,
+        "promotion": "challenger",
     }
     return SimpleNamespace(**{**values, **changes})
 
@@ -373,6 +374,7 @@ def test_start_reads_the_parameters_by_name_and_checks_them_at_once() -> None:
         ({"columns": "[1]"}, "--columns must be a JSON object mapping roles"),
         ({"models": "nope"}, "unknown model family"),
         ({"validation_metric": "ndcg_at_5"}, "ndcg_at_10"),
+        ({"promotion": "sometimes"}, "--promotion must be one of challenger, retrain, never"),
     ):
         with pytest.raises(InputError, match=message):
             validate_run_parameters(replace(params, **change))
