@@ -336,7 +336,7 @@ def served_model_note(refit: bool, decision: dict[str, Any]) -> str:
             "`--refit false`: the served model (`best_model`) is the evaluated fit, trained on "
             "the train window only; the metrics above describe it."
         )
-    verdict = "Promoted to production" if decision["promote"] else "Not promoted"
+    verdict = "Promoted when the run finishes" if decision["promote"] else "Not promoted"
     return f"## Served model\n\n{served}\n\n**{verdict}**: {decision['reason']}."
 
 
