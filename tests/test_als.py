@@ -236,3 +236,35 @@ def test_spark_fits_many_sweeps(spark) -> None:
     model = _fast_spark(factors=3, regularization=0.01, iterations=60, alpha=1.0)
     _check_block_recovery(model)
     assert spark.sparkContext.getCheckpointDir() is not None
+
+
+@needs_java
+def test_spark_fits_the_recency_weighted_ratings(spark) -> None:
+    # Spark gets the same recency-weighted preferences as implicit: a half-life on 0/1 data
+    # equals linear weighting of the pairs' recency weights handed over by hand
+    train, _, _ = block_diagonal()
+    day = 86_400.0
+    ages = np.arange(len(train.user_idx), dtype=np.float64) % 90
+    dated = TrainData(
+        train.user_idx,
+        train.item_idx,
+        np.ones(len(ages)),
+        1_700_000_000.0 - ages * day,
+        train.n_users,
+        train.n_items,
+        train.item_ids,
+    )
+    decayed = _fast_spark(seed=5, weighting="none", recency_half_life_days=30).fit(dated)
+    by_hand = TrainData(
+        train.user_idx,
+        train.item_idx,
+        2.0 ** (-ages / 30),
+        None,
+        train.n_users,
+        train.n_items,
+        train.item_ids,
+    )
+    linear = _fast_spark(seed=5, weighting="linear").fit(by_hand)
+    np.testing.assert_allclose(decayed.item_factors, linear.item_factors, rtol=1e-4, atol=1e-5)
+    undecayed = _fast_spark(seed=5, weighting="none").fit(dated)
+    assert not np.allclose(undecayed.item_factors, decayed.item_factors)

@@ -126,7 +126,10 @@ def test_every_family_states_its_parameters_and_capabilities(family) -> None:
         assert not hasattr(cls, flag)
 
 
-@pytest.mark.parametrize("family", ["popularity", "random", "recent_popularity", "sar", "item_knn"])
+@pytest.mark.parametrize(
+    "family",
+    ["popularity", "random", "recent_popularity", "sar", "item_knn", "ease", "recency_blend"],
+)
 def test_a_payload_of_another_format_version_is_refused(family) -> None:
     model = make_model(family, {}, seed=0).fit(planted_clusters())
     cls = type(model)

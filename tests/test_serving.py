@@ -178,8 +178,9 @@ def test_info_says_which_family_serves_what(service, trained_run) -> None:
     assert info["run"] == trained_run.pathspec
     assert info["n_items"] == len(trained_run.data.best_model.item_map)
     assert info["capabilities"]["known_users"] == info["family"]
-    assert info["capabilities"]["fold_in"] in {"sar", "item_knn", "als"}
-    assert info["capabilities"]["similar_items"] in {"sar", "item_knn", "als", "two_tower"}
+    folds_in = {"sar", "item_knn", "ease", "als", "recency_blend"}
+    assert info["capabilities"]["fold_in"] in folds_in
+    assert info["capabilities"]["similar_items"] in folds_in | {"two_tower"}
 
 
 @pytest.mark.slow

@@ -58,6 +58,7 @@ from threadpoolctl import ThreadpoolController
 from reclab.models.base import DotProductRecommender, TrainData, ValidationWindow
 from reclab.models.capabilities import FoldIn
 from reclab.models.params import check_field
+from reclab.models.recency import check_recency_half_life, recency_weighted_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,11 @@ class ALSParams:
             ``regularization`` 10 gives validation NDCG@10 0.127 with ``implicit`` but 0.002
             as Spark's ``regParam``; ``regParam`` 0.01 gives 0.127). Grid points meant for
             both engines set both.
+        recency_half_life_days: Scales each train interaction by ``2 ** (-age / half_life)``
+            (age in days before the last train timestamp) before ``weighting``, for both
+            engines: summed weights are summed after scaling, and with ``weighting="none"`` a
+            pair's 1 becomes its latest interaction's weight. 0 turns it off; without
+            timestamps it is ignored (a warning). A folded-in history counts as of now.
 
     """
 
@@ -117,6 +123,7 @@ class ALSParams:
     spark_master: str = "local[*]"
     spark_driver_memory: str = "4g"
     spark_reg_param: float | None = None
+    recency_half_life_days: float = 0.0
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -132,6 +139,7 @@ class ALSParams:
         check_field(self, "bm25_b", 0, 1)
         check_field(self, "num_threads", 0, integer=True)
         check_field(self, "seed", 0, integer=True)
+        check_recency_half_life(self)
 
     def spark_regularization(self) -> float:
         """Spark's ``regParam``: ``spark_reg_param``, else ``regularization``."""
@@ -147,6 +155,7 @@ class ALSRecommender(DotProductRecommender, FoldIn):
 
     family = "als"
     Params = ALSParams
+    format_version = 2  # 2: recency_half_life_days
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -158,9 +167,16 @@ class ALSRecommender(DotProductRecommender, FoldIn):
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         params = self.hparams
         start = time.perf_counter()
+        matrix, weighting = train.matrix, params.weighting
+        decayed = recency_weighted_matrix(
+            train, params.recency_half_life_days, self.family, params.weighting != "none"
+        )
+        if decayed is not None:
+            # "none" keeps one value per pair: the recency weight of its latest interaction.
+            matrix, weighting = decayed, "linear" if weighting == "none" else weighting
         # A folded-in user's BM25 weights need the train item lengths (summed weights per item).
-        self.item_weight_sums = np.asarray(train.matrix.sum(axis=0), dtype=np.float64).ravel()
-        weights = preference_weights(train.matrix, params.weighting, params.bm25_k1, params.bm25_b)
+        self.item_weight_sums = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
+        weights = preference_weights(matrix, weighting, params.bm25_k1, params.bm25_b)
         logger.info(
             "als[%s]: %d users x %d items, %d observed pairs (%d train rows), weighting=%s",
             params.engine,

@@ -30,6 +30,7 @@ from reclab.models.base import Recommender, TrainData, ValidationWindow, encoded
 from reclab.models.capabilities import Explains, FoldIn, ItemSimilarity
 from reclab.models.item_item import ranked_contributions
 from reclab.models.params import check_field, set_field
+from reclab.models.recency import check_recency_half_life, recency_weighted_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -128,16 +129,22 @@ class EASEParams:
         max_items: Largest catalogue fitted; above it only the ``max_items`` items with the most
             users are kept (``4 * max_items^2`` bytes: 20,000 items take 1.6 GB).
         use_weights: Fit on the interaction weights (summed per user-item pair) instead of 0/1.
+        recency_half_life_days: Scales each train interaction by ``2 ** (-age / half_life)``
+            (age in days before the last train timestamp) in the matrix ``B`` is fitted on and
+            in the user rows scored; without ``use_weights`` a pair's 1 becomes its latest
+            interaction's weight. 0 turns it off; without timestamps it is ignored (a warning).
     """
 
     l2: float = 500.0
     max_items: int = 20_000
     use_weights: bool = False
+    recency_half_life_days: float = 0.0
 
     def __post_init__(self) -> None:
         check_field(self, "l2", 0, low_open=True)
         check_field(self, "max_items", 2, integer=True)
         set_field(self, "use_weights", bool(self.use_weights))
+        check_recency_half_life(self)
 
 
 class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
@@ -145,16 +152,25 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
 
     family = "ease"
     Params = EASEParams
-    format_version = 1
+    format_version = 2  # 2: recency_half_life_days
 
     def __init__(self, **params) -> None:
         super().__init__(**params)
         self.weights: np.ndarray | None = None  # B over the kept items
         self.kept_items: np.ndarray | None = None  # catalogue index of each row/column of B
-        self._user_rows: sp.csr_matrix | None = None  # train x over the kept items
+        self._user_rows: sp.csr_matrix | None = None  # train x over the kept items (scored)
 
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
-        matrix = train.matrix if self.hparams.use_weights else train.seen.astype(np.float32)
+        params = self.hparams
+        decayed = recency_weighted_matrix(
+            train, params.recency_half_life_days, self.family, params.use_weights
+        )
+        if decayed is not None:
+            matrix = decayed.astype(np.float32)
+        elif params.use_weights:
+            matrix = train.matrix
+        else:
+            matrix = train.seen.astype(np.float32)
         users_per_item = np.diff(matrix.tocsc().indptr)
         kept = np.arange(self.n_items, dtype=np.int64)
         if self.n_items > self.hparams.max_items:
@@ -165,8 +181,16 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
             )
         _check_memory(len(kept))
         self.kept_items = kept
-        self._user_rows = matrix[:, kept].tocsr()
-        self.weights = ease_weights(self._user_rows, self.hparams.l2)
+        fitted_rows = matrix[:, kept].tocsr()
+        self.weights = ease_weights(fitted_rows, self.hparams.l2)
+        self._user_rows = fitted_rows
+        if decayed is not None:
+            # Scores x_u @ B rank the same under a per-user scale: the scored rows are aged from
+            # each user's last interaction, so long-inactive users do not underflow to 0.
+            own = recency_weighted_matrix(
+                train, params.recency_half_life_days, self.family, params.use_weights, True
+            )
+            self._user_rows = own[:, kept].astype(np.float32).tocsr()
 
     def _scores_into(self, user_idx: np.ndarray, out: np.ndarray) -> np.ndarray:
         return self._spread(np.asarray(self._user_rows[user_idx] @ self.weights), out)
@@ -177,6 +201,12 @@ class EASERecommender(Recommender, FoldIn, ItemSimilarity, Explains):
         history[item_idx] = 1.0 if weights is None or not self.hparams.use_weights else weights
         scores = history[self.kept_items] @ self.weights
         return self._spread(scores[None, :], np.empty((1, self.n_items), np.float32))[0]
+
+    def user_history(self, user_idx: int) -> tuple[np.ndarray, np.ndarray]:
+        """A known user's scored row over the kept items: its items and their weights (1, the
+        summed weights, or the recency-weighted values)."""
+        row = self._user_rows[int(user_idx)]
+        return self.kept_items[row.indices].astype(np.int64), row.data.astype(np.float32)
 
     def item_similarity_scores(self, item_idx: int) -> np.ndarray:
         item_idx = int(encoded_indices([item_idx], self.n_items, "item_idx")[0])

@@ -25,6 +25,7 @@ from sklearn.neighbors import NearestNeighbors
 from reclab.models.base import TrainData, ValidationWindow
 from reclab.models.item_item import ItemItemRecommender
 from reclab.models.params import check_field
+from reclab.models.recency import check_recency_half_life, recency_weighted_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,11 @@ class ItemKNNParams:
             ``bm25`` damp them.
         item_batch_size: Items whose neighbours are searched at once; bounds the memory of the
             neighbour search (about ``item_batch_size * n_items * 8`` bytes).
+        recency_half_life_days: Scales each train interaction by ``2 ** (-age / half_life)``
+            (age in days before the last train timestamp) in the item vectors and in the user
+            rows scored: a binary 1 becomes the pair's latest interaction's weight, summed
+            weights (``use_weights``) are summed after scaling. 0 turns it off; without
+            timestamps it is ignored (a warning).
     """
 
     n_neighbors: int = 50
@@ -56,6 +62,7 @@ class ItemKNNParams:
     use_weights: bool = False
     weighting: str = "raw"
     item_batch_size: int = 1024
+    recency_half_life_days: float = 0.0
 
     def __post_init__(self) -> None:
         if self.weighting not in KNN_WEIGHTINGS:
@@ -65,25 +72,46 @@ class ItemKNNParams:
         check_field(self, "n_neighbors", 1, integer=True)
         check_field(self, "shrinkage", 0)
         check_field(self, "item_batch_size", 1, integer=True)
+        check_recency_half_life(self)
 
 
 class ItemKNNRecommender(ItemItemRecommender):
     """Scores items by the summed cosine similarity to the user's train items' neighbours.
 
     The user side of the score is binary (``weights`` of a fold-in and of an explanation are
-    ignored). Hyper-parameters: :class:`ItemKNNParams`.
+    ignored), or with ``recency_half_life_days`` each train item's recency weight (a fold-in
+    counts its items as of now; explanations still rank history items by similarity alone).
+    Hyper-parameters: :class:`ItemKNNParams`.
     """
 
     family = "item_knn"
     Params = ItemKNNParams
+    format_version = 2  # 2: recency_half_life_days
     binary_user_side = True
+
+    def __init__(self, **params) -> None:
+        super().__init__(**params)
+        self._recency_rows: sp.csr_matrix | None = None  # the scored user rows, when decayed
 
     def _fit(self, train: TrainData, validation: ValidationWindow | None) -> None:
         params = self.hparams
+        half_life = params.recency_half_life_days
+        latest = recency_weighted_matrix(train, half_life, self.family, use_weights=False)
+        self._recency_rows = None
+        if latest is not None:
+            # Scores rank the same under a per-user scale: the scored rows are aged from each
+            # user's last interaction, so long-inactive users do not underflow to 0.
+            own = recency_weighted_matrix(train, half_life, self.family, False, per_user=True)
+            self._recency_rows = own.astype(np.float32)
         if params.use_weights:
-            item_users = weighted_item_vectors(train.matrix.T.tocsr(), params.weighting)
+            summed = (
+                train.matrix
+                if latest is None  # off, or no timestamps (warned once above)
+                else recency_weighted_matrix(train, half_life, self.family, use_weights=True)
+            )
+            item_users = weighted_item_vectors(summed.T.tocsr(), params.weighting)
         else:
-            item_users = train.seen.T.tocsr()
+            item_users = train.seen.T.tocsr() if latest is None else latest.T.tocsr()
         self.item_similarity = neighbour_matrix(
             item_users.astype(np.float64),
             params.n_neighbors,
@@ -97,6 +125,8 @@ class ItemKNNRecommender(ItemItemRecommender):
         )
 
     def _user_rows(self, user_idx: np.ndarray) -> sp.csr_matrix:
+        if self._recency_rows is not None:
+            return self._recency_rows[user_idx]
         return self._seen[user_idx].astype(np.float32)
 
 

@@ -4,17 +4,23 @@ On a split that holds out the weeks after the training window, what is popular *
 the next weeks better than what was popular over the whole history. Each train interaction
 counts ``2 ** (-(T - t) / half_life)``, where ``T`` is the last train timestamp (the end of the
 training window): an interaction one half-life old counts 0.5, two half-lives 0.25.
+
+The same per-interaction weight (:func:`recency_weights`) is what the personalised families'
+``recency_half_life_days`` applies (item KNN, EASE, ALS: :func:`recency_weighted_matrix`), so
+"half-life" means one thing everywhere; without timestamps it is a no-op with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from reclab.models.base import GlobalRankingRecommender, TrainData, ValidationWindow
-from reclab.models.params import check_field
+from reclab.models.params import check_field, set_field
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +57,8 @@ class RecencyPopularityRecommender(GlobalRankingRecommender):
 
 
 def decayed_counts(train: TrainData, half_life_days: float) -> np.ndarray:
-    """Per-item sum of ``2 ** (-(T - t) / half_life)`` over train interactions.
+    """Per-item sum of ``2 ** (-(T - t) / half_life)`` over train interactions
+    (:func:`recency_weights`).
 
     Args:
         train: Train interactions; ``ts`` in epoch seconds, or None.
@@ -63,14 +70,113 @@ def decayed_counts(train: TrainData, half_life_days: float) -> np.ndarray:
     Raises:
         ValueError: If some timestamps are missing (NaN) but not all.
     """
+    weights = recency_weights(train, half_life_days, "recent_popularity")
+    return np.bincount(train.item_idx, weights=weights, minlength=train.n_items).astype(np.float64)
+
+
+def recency_weights(
+    train: TrainData, half_life_days: float, family: str, per_user: bool = False
+) -> np.ndarray | None:
+    """Each train interaction's recency weight ``2 ** (-(T - t) / half_life)``, the one
+    time-decay weight the families share (``T``: the last train timestamp).
+
+    Args:
+        train: Train interactions; ``ts`` in epoch seconds, or None.
+        half_life_days: Half-life in days; 0 turns the weighting off.
+        family: The family asking, for the warning.
+        per_user: Measure ages from each user's own last interaction instead of ``T``: the
+            same weights up to one factor per user (so the same ranking for a score linear in a
+            user's row), without underflowing to 0 for users inactive for hundreds of
+            half-lives.
+
+    Returns:
+        float64 array (n,) in [0, 1]: 1 at ``T``, 0.5 one half-life before it. None when the
+        weighting is off or the train data has no timestamps (play counts: a normal input, so
+        a warning is logged instead of an error).
+
+    Raises:
+        ValueError: If some timestamps are missing (NaN) but not all.
+    """
+    if half_life_days == 0:
+        return None
     if train.ts is None:
-        logger.warning("recent_popularity: the train data has no timestamps; using plain counts")
-        return np.bincount(train.item_idx, minlength=train.n_items).astype(np.float64)
+        logger.warning(
+            "%s: the train data has no timestamps; the recency half-life (%g days) is ignored",
+            family,
+            half_life_days,
+        )
+        return None
     ts = np.asarray(train.ts, dtype=np.float64)
     if np.isnan(ts).any():
-        raise ValueError("recent_popularity: some train timestamps are missing (NaN)")
+        raise ValueError(f"{family}: some train timestamps are missing (NaN)")
     if ts.size == 0:
-        return np.zeros(train.n_items, dtype=np.float64)
-    age_days = (ts.max() - ts) / SECONDS_PER_DAY
-    weights = np.exp2(-age_days / half_life_days)
-    return np.bincount(train.item_idx, weights=weights, minlength=train.n_items)
+        return np.ones(0, dtype=np.float64)
+    if per_user:
+        # Each user's last timestamp: the last row of the user's run, sorted by user then time
+        # (np.maximum.at is unbuffered and slow in NumPy < 1.25).
+        users = np.asarray(train.user_idx, np.int64)
+        order = np.lexsort((ts, users))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = users[order][1:] != users[order][:-1]
+        user_last = np.zeros(train.n_users)
+        user_last[users[order][last]] = ts[order][last]
+        end = user_last[users]
+    else:
+        end = ts.max()
+    return np.exp2(-(end - ts) / SECONDS_PER_DAY / half_life_days)
+
+
+def recency_weighted_matrix(
+    train: TrainData,
+    half_life_days: float,
+    family: str,
+    use_weights: bool,
+    per_user: bool = False,
+) -> sp.csr_matrix | None:
+    """The user x item matrix a family fits on (or scores), each interaction scaled by its
+    recency weight (:func:`recency_weights`).
+
+    With ``use_weights`` a pair holds the sum of ``weight * recency`` over its interactions
+    (``train.matrix`` with decay); without, the pair's binary 1 becomes the recency weight of
+    its latest interaction (``train.seen`` with decay), so repeats do not count more.
+
+    Args:
+        train: Train interactions.
+        half_life_days: Half-life in days; 0 turns the weighting off.
+        family: The family asking, for the warning.
+        use_weights: Scale the summed interaction weights instead of the binary matrix.
+        per_user: Ages from each user's last interaction (for the user rows a family scores).
+
+    Returns:
+        float64 CSR (n_users, n_items) with ``train.seen``'s pattern; None when the weighting
+        is off or there are no timestamps (:func:`recency_weights`): the caller keeps its
+        unweighted matrix.
+    """
+    decay = recency_weights(train, half_life_days, family, per_user)
+    if decay is None:
+        return None
+    users, items = _pairs(train)
+    if use_weights:
+        values = np.asarray(train.weight, np.float64) * decay
+    else:
+        # Per (user, item) pair keep the largest decay, i.e. the latest interaction: sorted by
+        # pair, then by decay, the last row of each pair's run holds it.
+        pair = users * train.n_items + items
+        order = np.lexsort((decay, pair))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = pair[order][1:] != pair[order][:-1]
+        kept = order[last]
+        values, users, items = decay[kept], users[kept], items[kept]
+    matrix = sp.csr_matrix((values, (users, items)), shape=(train.n_users, train.n_items))
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _pairs(train: TrainData) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(train.user_idx, np.int64), np.asarray(train.item_idx, np.int64)
+
+
+def check_recency_half_life(params: Any) -> None:
+    """Check a family's ``recency_half_life_days`` field (>= 0; 0 or None mean off, stored 0)."""
+    check_field(params, "recency_half_life_days", 0, allow_none=True)
+    set_field(params, "recency_half_life_days", params.recency_half_life_days or 0.0)

@@ -47,6 +47,7 @@ FAMILIES: dict[str, FamilySpec] = {
         FamilySpec("sar", "reclab.models.sar:SARRecommender"),
         FamilySpec("ease", "reclab.models.ease:EASERecommender"),
         FamilySpec("als", "reclab.models.als:ALSRecommender"),
+        FamilySpec("recency_blend", "reclab.models.blend:RecencyBlendRecommender"),
         FamilySpec("ncf", "reclab.models.ncf:NCFRecommender", uses_gpu=True),
         FamilySpec(
             "two_tower",
