@@ -57,6 +57,10 @@ def plan_candidates(
     for family in families:
         for number, params in enumerate(grid_for(grids, family, grid_name)):
             params = {**params, **(overrides or {}).get(family, {})}
+            if family == "recency_blend" and params.get("base_family") in (overrides or {}):
+                # A blend's base takes its family's overrides (an ALS base: --als-engine).
+                base = params["base_family"]
+                params["base_params"] = {**params.get("base_params", {}), **overrides[base]}
             candidate = {"candidate_id": f"{family}-{number}", "family": family, "params": params}
             (gpu if FAMILIES[family].uses_gpu else cpu).append(candidate)
     return cpu, gpu

@@ -378,3 +378,13 @@ def test_start_reads_the_parameters_by_name_and_checks_them_at_once() -> None:
     ):
         with pytest.raises(InputError, match=message):
             validate_run_parameters(replace(params, **change))
+
+
+def test_a_blend_with_an_als_base_takes_the_als_engine_overrides() -> None:
+    overrides = {"als": {"engine": "spark", "spark_master": "local[1]"}}
+    cpu, _ = plan_candidates(["als", "recency_blend"], overrides=overrides)
+    blends = [c for c in cpu if c["family"] == "recency_blend"]
+    assert blends and all(c["params"]["base_family"] == "als" for c in blends)
+    assert all(c["params"]["base_params"]["engine"] == "spark" for c in blends)
+    assert all(c["params"]["base_params"]["factors"] == 16 for c in blends)
+    assert "engine" not in blends[0]["params"]
