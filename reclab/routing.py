@@ -32,8 +32,9 @@ class CapabilityRouter:
 
     Args:
         best: The winner.
-        per_family: Best candidate per family, best validation first. A family's evaluated
-            fit stands in for the winner's family only when the winner was not refit.
+        per_family: Best candidate per family, best validation first (the winner's own family
+            is the winner); a family that shares no item with the winner's catalogue is left
+            out with a warning.
 
     Attributes:
         bundles: The winner, then the other families in leaderboard order.
@@ -47,6 +48,9 @@ class CapabilityRouter:
         self._translated: dict[int, InServedCatalogue] = {}
         for family, bundle in (per_family or {}).items():
             if family == best.family:
+                continue
+            if not np.isin(bundle.item_map.raw_ids, best.item_map.raw_ids).any():
+                logger.warning("%s shares no item with the served catalogue; not used", family)
                 continue
             self.bundles.append(bundle)
         self.fold_in = self._first(FoldIn)

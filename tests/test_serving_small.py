@@ -246,11 +246,17 @@ def test_explain_where_unsupported_warns_without_because(run) -> None:
     assert cold["warnings"] and all("because" not in item for item in cold["items"])
 
 
-def test_a_bundle_on_another_catalogue_is_not_routed_to(run) -> None:
+def test_a_bundle_on_an_unrelated_catalogue_is_not_routed_to(run) -> None:
+    # A catalogue that overlaps is translated by raw id (tests/test_production.py); one that
+    # shares no item with the served catalogue cannot answer anything.
     other = pickle.loads(pickle.dumps(run["item_knn"]))
-    other.item_map = type(other.item_map)("item_id", ITEM_IDS + 1, 1)
+    other.item_map = type(other.item_map)("item_id", ITEM_IDS + 1000, 1)
     service = RecommendationService(run["popularity"], {"item_knn": other, "als": run["als"]})
     assert service.info()["families"] == ["popularity", "als"]
+    shifted = pickle.loads(pickle.dumps(run["item_knn"]))
+    shifted.item_map = type(shifted.item_map)("item_id", ITEM_IDS + 1, 1)
+    service = RecommendationService(run["popularity"], {"item_knn": shifted, "als": run["als"]})
+    assert service.info()["families"] == ["popularity", "item_knn", "als"]
 
 
 @pytest.mark.parametrize("k", [0, -1, 101, True, "5", 2.5, None])
