@@ -22,6 +22,12 @@ A candidate that raises or runs past the per-candidate time limit (the ``limits`
 caught by ``@catch`` and becomes a failed leaderboard row; the others train on. Candidates are
 planned in ``plan_candidates``, after the data steps, so ``resume plan_candidates`` after fixing
 a grid file reuses the data and trains the fixed candidates.
+
+Deployment (README: Going to production): ``@project(name="reclab")`` keeps user, test and
+production deployments and their runs apart (branches ``user.<name>``, ``test.<branch>`` with
+``--branch``, ``prod`` with ``--production``); ``@schedule(daily=True)`` runs a deployed flow
+(``step-functions create``, ``argo-workflows create``) every day at 00:00 UTC. Neither changes
+a local ``run``.
 """
 
 import logging
@@ -50,7 +56,9 @@ from metaflow import (  # noqa: E402
     card,
     catch,
     current,
+    project,
     resources,
+    schedule,
     step,
     timeout,
 )
@@ -69,6 +77,8 @@ from reclab.limits import LIMITS_DEFAULT_TEXT, parse_limits  # noqa: E402
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
 
+@project(name="reclab")
+@schedule(daily=True)
 class TrainFlow(FlowSpec):
     """Train, compare and version recommender models."""
 

@@ -345,3 +345,82 @@ def test_remote_train_gpu_retries_once_and_others_never(compiled) -> None:
     assert attempts.pop("train_gpu") == 1 + 1 + 3
     assert attempts.pop("refit_winner") == 1 + 1 + 3
     assert set(attempts.values()) == {1}, attempts
+
+
+@pytest.fixture(scope="module")
+def production_deployment(moto_aws) -> dict:
+    """A real ``--production step-functions create`` (no --only-json) into the moto server.
+
+    ``--only-json`` prints the state machine only: the @schedule cron lives in the AWS
+    EventBridge rule that ``create`` writes after pushing the state machine. So here Metaflow's
+    own CLI deploys both into moto, and the test reads them back with boto3: the rule (schedule
+    and target) and the state machine (name and definition) as AWS would hold them.
+    """
+    compute = {"remote": True, "image": GPU_IMAGE, "queue": QUEUE}
+    result = run_flow_on(
+        moto_aws,
+        "--config-value",
+        "compute",
+        json.dumps(compute),
+        "--production",
+        "--with",
+        "batch",
+        "step-functions",
+        "create",
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    machines = moto_client("stepfunctions", moto_aws).list_state_machines()["stateMachines"]
+    events = moto_client("events", moto_aws)
+    return {
+        "output": result.stdout + result.stderr,
+        "machines": {m["name"]: m["stateMachineArn"] for m in machines},
+        "rules": {r["Name"]: r for r in events.list_rules()["Rules"]},
+        "targets": {
+            r["Name"]: events.list_targets_by_rule(Rule=r["Name"])["Targets"]
+            for r in events.list_rules()["Rules"]
+        },
+    }
+
+
+@pytest.mark.slow
+def test_production_deployment_is_scheduled_daily_in_the_project_namespace_with_a_gpu_step(
+    production_deployment, moto_aws
+) -> None:
+    """@project + --production name the deployment reclab.prod.TrainFlow; @schedule(daily=True)
+    is an EventBridge rule at 00:00 UTC that starts it; train_gpu alone asks for a GPU."""
+    name = "reclab.prod.TrainFlow"
+    assert set(production_deployment["machines"]) == {name}
+    assert production_deployment["rules"][name]["ScheduleExpression"] == "cron(0 0 * * ? *)"
+    assert production_deployment["rules"][name]["State"] == "ENABLED"
+    (target,) = production_deployment["targets"][name]
+    assert target["Arn"] == production_deployment["machines"][name]
+    assert "Project: reclab, Branch: prod" in production_deployment["output"]
+
+    definition = json.loads(
+        moto_client("stepfunctions", moto_aws).describe_state_machine(
+            stateMachineArn=production_deployment["machines"][name]
+        )["definition"]
+    )
+    states = _batch_states(definition, {})
+    gpus = {step: _requirements(params).get("GPU") for step, params in states.items()}
+    assert gpus.pop("train_gpu") == "1"
+    assert set(gpus.values()) == {None}, gpus
+    for step, params in states.items():
+        overrides = params["ContainerOverrides"]
+        env = {e["Name"]: e.get("Value") for e in overrides["Environment"]}
+        assert env["SFN_STATE_MACHINE"] == name, step
+        # Every task runs on the prod branch, so its run carries project_branch:prod.
+        assert " --production " in overrides["Command"][-1], step
+
+
+@pytest.mark.slow
+def test_user_deployment_is_named_after_the_user_branch(compiled) -> None:
+    """Without --production or --branch, @project deploys into the user's own branch."""
+    from metaflow.util import get_username
+
+    name = f"reclab.user.{get_username()}.TrainFlow"
+    for step, params in _batch_states(compiled, {}).items():
+        overrides = params["ContainerOverrides"]
+        env = {e["Name"]: e.get("Value") for e in overrides["Environment"]}
+        assert env["SFN_STATE_MACHINE"] == name, step
+        assert "--production" not in overrides["Command"][-1], step
