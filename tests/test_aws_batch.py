@@ -387,7 +387,8 @@ def test_production_deployment_is_scheduled_daily_in_the_project_namespace_with_
     production_deployment, moto_aws
 ) -> None:
     """@project + --production name the deployment reclab.prod.TrainFlow; @schedule(daily=True)
-    is an EventBridge rule at 00:00 UTC that starts it; train_gpu alone asks for a GPU."""
+    is an EventBridge rule at 00:00 UTC that starts it; train_gpu (and the refit of the
+    winner, which may be a deep family) alone ask for a GPU."""
     name = "reclab.prod.TrainFlow"
     assert set(production_deployment["machines"]) == {name}
     assert production_deployment["rules"][name]["ScheduleExpression"] == "cron(0 0 * * ? *)"
@@ -403,7 +404,7 @@ def test_production_deployment_is_scheduled_daily_in_the_project_namespace_with_
     )
     states = _batch_states(definition, {})
     gpus = {step: _requirements(params).get("GPU") for step, params in states.items()}
-    assert gpus.pop("train_gpu") == "1"
+    assert gpus.pop("train_gpu") == "1" and gpus.pop("refit_winner") == "1"
     assert set(gpus.values()) == {None}, gpus
     for step, params in states.items():
         overrides = params["ContainerOverrides"]
