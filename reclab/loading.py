@@ -41,7 +41,8 @@ def load_run(
 
     Args:
         run_id: ``"123"`` or ``"TrainFlow/123"``; None (and no tag) picks the production run
-            (the newest successful run tagged ``production``), else the latest successful run.
+            (the newest successful run tagged ``production``, of the ``prod`` project branch
+            when there is one), else the latest successful run.
         tag: Pick the latest successful run with this tag (e.g. ``"best_model:sar"``).
         flow_name: The flow whose runs are searched.
 
@@ -55,7 +56,7 @@ def load_run(
     from metaflow import Flow, Run, namespace
     from metaflow.exception import MetaflowNotFound
 
-    from reclab.production import PRODUCTION_TAG
+    from reclab.production import PROD_BRANCH_TAG, PRODUCTION_TAG
 
     namespace(None)
     if run_id is not None and tag is not None:
@@ -85,8 +86,18 @@ def load_run(
                     "'best_model:sar' (see `info` of a run or the Metaflow UI)"
                 )
         else:
-            # The production run (README: Going to production), else the latest successful.
-            run = next((r for r in Flow(flow_name).runs(PRODUCTION_TAG) if r.successful), None)
+            # The production run (README: Going to production): the prod branch's first, then
+            # any branch's (a user's local runs promote within their own branch), else the
+            # latest successful run.
+            run = next(
+                (
+                    r
+                    for tags in ([PRODUCTION_TAG, PROD_BRANCH_TAG], [PRODUCTION_TAG])
+                    for r in Flow(flow_name).runs(*tags)
+                    if r.successful
+                ),
+                None,
+            )
             if run is None:
                 run = Flow(flow_name).latest_successful_run
             if run is None:

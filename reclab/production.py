@@ -31,6 +31,8 @@ from reclab.popularity import interaction_counts
 logger = logging.getLogger(__name__)
 
 PRODUCTION_TAG = "production"
+# The branch of `--production` deployments (@project); serving prefers its production run.
+PROD_BRANCH_TAG = "project_branch:prod"
 INCUMBENT_ID = "incumbent"
 # What a bundle was fitted on (ModelBundle.trained_on).
 TRAIN_WINDOW = "train"

@@ -1,14 +1,17 @@
 """From experiment to production, through real TrainFlow runs on MovieLens-100k.
 
-Three runs in a datastore of their own (the session's other runs must not compete):
+Four runs in a datastore of their own (the session's other runs must not compete):
 
 1. ``--models popularity``: no run is in production, so it is promoted. Its served model is
    the refit on all the data: every one of the 943 users and 1682 items, and batch scores for
    943 users, while its evaluated fit (train window only) knows fewer.
 2. ``--models recent_popularity``: a challenger that beats the incumbent (popularity's recipe,
    trained again on this run's split); the ``production`` tag moves to it.
-3. ``--models random``: the incumbent (now recent popularity's recipe) beats random, so the run
-   is not promoted and says why; serving still loads run 2 by default, not this latest run.
+3. ``--production run --models popularity``: the prod branch has no production run yet, so it
+   is promoted there while run 2 stays the user branch's.
+4. ``--models random``: the user branch's incumbent (recent popularity's recipe, from run 2)
+   beats random, so the run is not promoted and says why. Serving loads run 3, the prod
+   branch's production run: neither the latest run nor the user branch's.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ def back_to_session_datastore() -> None:
         point_client_at_session_datastore()
 
 
-def run_in(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run TrainFlow with its datastore and metadata under ``root``, promotion on (default)."""
+def run_in(root: Path, *args: str, top: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run TrainFlow with its datastore and metadata under ``root``, promotion on (default);
+    ``top`` are options before ``run`` (``--production``)."""
     env = {name: value for name, value in os.environ.items() if name != "METAFLOW_RUN_PROMOTION"}
     env.update(
         {
@@ -45,7 +49,7 @@ def run_in(root: Path, *args: str) -> subprocess.CompletedProcess:
         }
     )
     return subprocess.run(
-        [sys.executable, str(FLOW), "--no-pylint", "run", *args],
+        [sys.executable, str(FLOW), "--no-pylint", *top, "run", *args],
         cwd=root,
         env=env,
         capture_output=True,
@@ -56,10 +60,15 @@ def run_in(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def production_runs(tmp_path_factory, ml100k_dir):
-    """The three runs' pathspecs, in order, and the root of their datastore."""
+    """The four runs' pathspecs, in order, and the root of their datastore."""
     root = tmp_path_factory.mktemp("production")
     pathspecs = []
-    for models in ("popularity", "recent_popularity", "random"):
+    for models, top in (
+        ("popularity", ()),
+        ("recent_popularity", ()),
+        ("popularity", ("--production",)),
+        ("random", ()),
+    ):
         result = run_in(
             root,
             "--data-dir",
@@ -68,6 +77,7 @@ def production_runs(tmp_path_factory, ml100k_dir):
             models,
             "--bootstrap-samples",
             "20",
+            top=top,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
         started = re.search(r"run-id (\d+)", result.stdout + result.stderr)
@@ -108,7 +118,7 @@ def test_first_run_serves_a_refit_that_knows_every_user_and_item(production_runs
 def test_better_challenger_moves_the_production_tag(production_runs, client_at):
     from metaflow import Run
 
-    first, second, _ = (Run(p) for p in production_runs[0])
+    first, second, _, _ = (Run(p) for p in production_runs[0])
     decision = second.data.promotion_decision
     assert decision["promote"] is True and decision["winner"].startswith("recent_popularity")
     assert decision["incumbent_run"] == first.pathspec
@@ -119,16 +129,25 @@ def test_better_challenger_moves_the_production_tag(production_runs, client_at):
 def test_incumbent_that_wins_is_not_promoted_and_says_why(production_runs, client_at):
     from metaflow import Run
 
-    from reclab.serving import RecommendationService
-
-    _, second, third = (Run(p) for p in production_runs[0])
-    board = third.data.leaderboard
+    _, second, _, fourth = (Run(p) for p in production_runs[0])
+    board = fourth.data.leaderboard
     assert board.iloc[0]["candidate_id"] == INCUMBENT_ID
     assert board.iloc[0]["family"] == "recent_popularity"
-    decision = third.data.promotion_decision
+    decision = fourth.data.promotion_decision
     assert decision["promote"] is False
     assert decision["incumbent_run"] == second.pathspec
     assert f"the incumbent recipe of {second.pathspec} won" in decision["reason"]
-    assert PRODUCTION_TAG not in third.tags
-    # Serving loads the production run by default, not the latest run.
-    assert RecommendationService.from_run().run_pathspec == second.pathspec
+    assert PRODUCTION_TAG not in fourth.tags
+
+
+def test_branches_promote_apart_and_serving_prefers_the_prod_branch(production_runs, client_at):
+    from metaflow import Run
+
+    from reclab.serving import RecommendationService
+
+    _, second, prod, _ = (Run(p) for p in production_runs[0])
+    # The first run of the prod branch (--production) has no incumbent of its own branch.
+    assert "project_branch:prod" in prod.tags
+    assert prod.data.promotion_decision["incumbent_run"] is None
+    assert PRODUCTION_TAG in prod.tags and PRODUCTION_TAG in second.tags
+    assert RecommendationService.from_run().run_pathspec == prod.pathspec

@@ -186,9 +186,7 @@ def build_workflow(
     started = time.perf_counter()
     columns = _read_schema(split_dir / "train.parquet")
     workflow = _fit_workflow([split_dir / "train.parquet"], columns, nvt_dir, with_features)
-    categories = nvt_dir / "workflow" / "categories"
-    user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
-    item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
+    user_map, item_map = _id_maps(nvt_dir)
     logger.info(
         "fitted NVTabular workflow on train (%s): %d users, %d items (%.1f s)",
         "ids and features" if with_features else "ids only",
@@ -211,16 +209,7 @@ def build_workflow(
         for window in WINDOWS:
             (split_dir / f"{window}.parquet").unlink()
 
-    if not with_features:
-        return BuiltWorkflow(user_map=user_map, item_map=item_map)
-    user_cat, user_cont = _feature_columns(columns, "user_")
-    item_cat, item_cont = _feature_columns(columns, "item_")
-    return BuiltWorkflow(
-        user_map=user_map,
-        item_map=item_map,
-        user_features=user_cat + user_cont,
-        item_features=item_cat + item_cont,
-    )
+    return _built(user_map, item_map, columns if with_features else None)
 
 
 def build_all_data(
@@ -260,9 +249,7 @@ def build_all_data(
     started = time.perf_counter()
     columns = _read_schema(sources[0])
     workflow = _fit_workflow(sources, columns, nvt_dir, with_features)
-    categories = nvt_dir / "workflow" / "categories"
-    user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
-    item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
+    user_map, item_map = _id_maps(nvt_dir)
     if with_features:
         dataset = Dataset([str(s) for s in sources], cpu=True, part_size=PART_SIZE)
         workflow.transform(dataset).to_parquet(str(nvt_dir / "train"), output_files=1)
@@ -282,7 +269,20 @@ def build_all_data(
     if remove_split_windows:
         for source in sources:
             source.unlink()
-    if not with_features:
+    return _built(user_map, item_map, columns if with_features else None)
+
+
+def _id_maps(nvt_dir: Path) -> tuple[IdMap, IdMap]:
+    """The user and item id maps, from the fitted workflow's category files."""
+    categories = nvt_dir / "workflow" / "categories"
+    user_map = IdMap.from_category_file(categories / f"unique.{USER_ID}.parquet", USER_ID)
+    item_map = IdMap.from_category_file(categories / f"unique.{ITEM_ID}.parquet", ITEM_ID)
+    return user_map, item_map
+
+
+def _built(user_map: IdMap, item_map: IdMap, columns: pd.Series | None) -> BuiltWorkflow:
+    """The id maps and, given the window's columns (with features), its feature columns."""
+    if columns is None:
         return BuiltWorkflow(user_map=user_map, item_map=item_map)
     user_cat, user_cont = _feature_columns(columns, "user_")
     item_cat, item_cont = _feature_columns(columns, "item_")
