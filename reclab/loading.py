@@ -56,7 +56,7 @@ def load_run(
     from metaflow import Flow, Run, namespace
     from metaflow.exception import MetaflowNotFound
 
-    from reclab.production import PROD_BRANCH_TAG, PRODUCTION_TAG
+    from reclab.production import PROD_BRANCH_TAG, production_runs
 
     namespace(None)
     if run_id is not None and tag is not None:
@@ -91,10 +91,9 @@ def load_run(
             # latest successful run.
             run = next(
                 (
-                    r
-                    for tags in ([PRODUCTION_TAG, PROD_BRANCH_TAG], [PRODUCTION_TAG])
-                    for r in Flow(flow_name).runs(*tags)
-                    if r.successful
+                    runs[0]
+                    for branch in (PROD_BRANCH_TAG, None)
+                    if (runs := production_runs(flow_name, branch))
                 ),
                 None,
             )

@@ -141,7 +141,8 @@ def production_runs(flow_name: str, branch_tag: str | None = None, exclude: str 
         runs = list(Flow(flow_name).runs(*tags))
     except MetaflowNotFound:
         return []
-    return [run for run in runs if run.pathspec != exclude and run.successful]
+    runs = [run for run in runs if run.pathspec != exclude and run.successful]
+    return sorted(runs, key=lambda run: run.created_at, reverse=True)
 
 
 def find_incumbent(
