@@ -316,11 +316,10 @@ def with_incumbent(
 def promote_run(flow_name: str, run_id: str, branch_tag: str | None = None) -> None:
     """Move the ``production`` tag to the run ``flow_name/run_id`` (see
     :func:`move_production_tag`), off the branch's previous production runs."""
-    from metaflow import Run, namespace
+    from metaflow import Run
 
-    namespace(None)
     pathspec = f"{flow_name}/{run_id}"
-    previous = production_runs(flow_name, branch_tag, exclude=pathspec)
+    previous = production_runs(flow_name, branch_tag, exclude=pathspec)  # sets namespace(None)
     move_production_tag(Run(pathspec), previous)
 
 

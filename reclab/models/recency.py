@@ -112,14 +112,11 @@ def recency_weights(
     if ts.size == 0:
         return np.ones(0, dtype=np.float64)
     if per_user:
-        # Each user's last timestamp: the last row of the user's run, sorted by user then time
-        # (np.maximum.at is unbuffered and slow in NumPy < 1.25).
+        # Each user's last timestamp (np.maximum.at is unbuffered and slow in NumPy < 1.25).
         users = np.asarray(train.user_idx, np.int64)
-        order = np.lexsort((ts, users))
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = users[order][1:] != users[order][:-1]
+        latest = latest_of_each(users, ts)
         user_last = np.zeros(train.n_users)
-        user_last[users[order][last]] = ts[order][last]
+        user_last[users[latest]] = ts[latest]
         end = user_last[users]
     else:
         end = ts.max()
@@ -159,17 +156,21 @@ def recency_weighted_matrix(
     if use_weights:
         values = np.asarray(train.weight, np.float64) * decay
     else:
-        # Per (user, item) pair keep the largest decay, i.e. the latest interaction: sorted by
-        # pair, then by decay, the last row of each pair's run holds it.
-        pair = users * train.n_items + items
-        order = np.lexsort((decay, pair))
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = pair[order][1:] != pair[order][:-1]
-        kept = order[last]
+        # Per (user, item) pair keep the largest decay, i.e. the latest interaction.
+        kept = latest_of_each(users * train.n_items + items, decay)
         values, users, items = decay[kept], users[kept], items[kept]
     matrix = sp.csr_matrix((values, (users, items)), shape=(train.n_users, train.n_items))
     matrix.sum_duplicates()
     return matrix
+
+
+def latest_of_each(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """For each distinct key, the index of its row with the largest value (vectorised: sorted
+    by key then value, the last row of each key's run)."""
+    order = np.lexsort((values, keys))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = keys[order][1:] != keys[order][:-1]
+    return order[last]
 
 
 def _pairs(train: TrainData) -> tuple[np.ndarray, np.ndarray]:
