@@ -17,6 +17,7 @@ saw are left out of their fold-in.
 from __future__ import annotations
 
 import logging
+import threading
 
 import numpy as np
 
@@ -45,11 +46,17 @@ class CapabilityRouter:
     def __init__(self, best: ModelBundle, per_family: dict[str, ModelBundle] | None) -> None:
         self.best = best
         self.bundles: list[ModelBundle] = [best]
+        # Catalogues are compared once, here; a translation is built on first use, under a
+        # lock, since one router serves many threads.
+        self._same: set[int] = {id(best)}
         self._translated: dict[int, InServedCatalogue] = {}
+        self._translating = threading.Lock()
         for family, bundle in (per_family or {}).items():
             if family == best.family:
                 continue
-            if not np.isin(bundle.item_map.raw_ids, best.item_map.raw_ids).any():
+            if np.array_equal(bundle.item_map.raw_ids, best.item_map.raw_ids):
+                self._same.add(id(bundle))
+            elif not np.isin(bundle.item_map.raw_ids, best.item_map.raw_ids).any():
                 logger.warning("%s shares no item with the served catalogue; not used", family)
                 continue
             self.bundles.append(bundle)
@@ -58,9 +65,7 @@ class CapabilityRouter:
 
     def same_catalogue(self, bundle: ModelBundle) -> bool:
         """Whether the bundle's items are the served catalogue, index for index."""
-        return bundle is self.best or np.array_equal(
-            bundle.item_map.raw_ids, self.best.item_map.raw_ids
-        )
+        return id(bundle) in self._same
 
     def knows(self, bundle: ModelBundle, item_idx: int) -> bool:
         """Whether the bundle's family was fitted with this served item."""
@@ -71,9 +76,10 @@ class CapabilityRouter:
         if self.same_catalogue(bundle):
             return bundle.model
         key = id(bundle)
-        if key not in self._translated:
-            self._translated[key] = InServedCatalogue(bundle, self.best.item_map)
-        return self._translated[key]
+        with self._translating:
+            if key not in self._translated:
+                self._translated[key] = InServedCatalogue(bundle, self.best.item_map)
+            return self._translated[key]
 
     def _first(self, capability: type) -> ModelBundle | None:
         return next((b for b in self.bundles if issubclass(b.model_class, capability)), None)
